@@ -1,0 +1,144 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.mmd import median_bandwidth, mmd2
+
+SCALES = (0.5, 1.0, 2.0)
+
+
+def _lower_median_distance(z: np.ndarray) -> float:
+    dists = sorted(math.dist(z[i], z[j]) for i in range(len(z)) for j in range(i + 1, len(z)))
+    return dists[(len(dists) - 1) // 2]
+
+
+def _reference_mmd2(x: np.ndarray, y: np.ndarray, kernel: str, estimator: str) -> float:
+    """Direct double-loop definition (float64)."""
+    sigma = _lower_median_distance(np.concatenate([x, y]))
+
+    def k(a, b):
+        d2 = float(np.sum((a - b) ** 2))
+        total = 0.0
+        for scale in SCALES:
+            s2 = (scale * sigma) ** 2
+            total += math.exp(-d2 / (2 * s2)) if kernel == "rbf" else s2 / (s2 + d2)
+        return total
+
+    def mean_k(p, q, drop_diagonal):
+        values = [
+            k(p[i], q[j]) for i in range(len(p)) for j in range(len(q)) if not (drop_diagonal and i == j)
+        ]
+        return sum(values) / len(values)
+
+    unbiased = estimator == "unbiased"
+    return mean_k(x, x, unbiased) + mean_k(y, y, unbiased) - 2 * mean_k(x, y, False)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "imq"])
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_matches_double_loop_reference(kernel, estimator):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 3))
+    y = rng.normal(loc=0.7, scale=1.3, size=(5, 3))  # 12 rows, 66 pairs: even count, lower median
+    expected = _reference_mmd2(x, y, kernel, estimator)
+    got = mmd2(torch.from_numpy(x), torch.from_numpy(y), kernel=kernel, estimator=estimator).item()
+    assert got == pytest.approx(expected, rel=1e-5)
+    got32 = mmd2(torch.from_numpy(x).float(), torch.from_numpy(y).float(), kernel=kernel, estimator=estimator)
+    assert got32.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_median_bandwidth_is_median_pairwise_distance():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(6, 4)), rng.normal(size=(9, 4))
+    expected = _lower_median_distance(np.concatenate([x, y]))
+    assert median_bandwidth(torch.from_numpy(x), torch.from_numpy(y)).item() == pytest.approx(
+        expected, rel=1e-9
+    )
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "imq"])
+def test_identical_sets_give_zero_with_biased_estimator(kernel):
+    x = torch.randn(256, 16, generator=torch.Generator().manual_seed(2))
+    assert abs(mmd2(x, x.clone(), kernel=kernel).item()) < 1e-6
+
+
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_symmetric(estimator):
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(40, 5, generator=g), torch.randn(30, 5, generator=g) + 0.3
+    assert mmd2(x, y, estimator=estimator).item() == pytest.approx(
+        mmd2(y, x, estimator=estimator).item(), rel=1e-5
+    )
+
+
+def _fixed_sigma_mmd2(x: torch.Tensor, y: torch.Tensor, sigma: float) -> torch.Tensor:
+    z = torch.cat([x, y])
+    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    k = sum(torch.exp(-d2 / (2 * (s * sigma) ** 2)) for s in SCALES)
+    n = len(x)
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def test_gradient_flows_to_x_but_not_through_bandwidth():
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randn(20, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(25, 3, generator=g, dtype=torch.float64) + 0.5
+    x = x0.clone().requires_grad_()
+    mmd2(x, y).backward()
+    sigma = median_bandwidth(x0, y).item()
+    x_ref = x0.clone().requires_grad_()
+    _fixed_sigma_mmd2(x_ref, y, sigma).backward()
+    assert x.grad.abs().max() > 1e-3
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-7, atol=1e-10)
+    # the bandwidth is a function of x: letting gradient through it would give a different answer
+    x_live = x0.clone().requires_grad_()
+    live_sigma = torch.cdist(torch.cat([x_live, y]), torch.cat([x_live, y]))
+    _fixed_sigma_mmd2(
+        x_live, y, live_sigma[torch.triu(torch.ones_like(live_sigma), 1) > 0].median()
+    ).backward()
+    assert not torch.allclose(x_live.grad, x.grad)
+
+
+def test_gradient_flows_to_y():
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(10, 2, generator=g), torch.randn(10, 2, generator=g).requires_grad_()
+    mmd2(x, y, kernel="imq", estimator="unbiased").backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().max() > 0
+
+
+def test_detects_half_sigma_mean_shift_at_n512():
+    shift = torch.zeros(8)
+    shift[0] = 0.5
+    same, shifted = [], []
+    for seed in range(20):
+        g = torch.Generator().manual_seed(100 + seed)
+        a, b, c = (torch.randn(512, 8, generator=g) for _ in range(3))
+        same.append(mmd2(a, b).item())
+        shifted.append(mmd2(a, c + shift).item())
+    assert min(shifted) > max(same)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "match"),
+    [
+        (torch.zeros(5, 3), torch.zeros(5, 4), "same dimension"),
+        (torch.zeros(1, 3), torch.zeros(5, 3), "at least 2 rows"),
+        (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), torch.zeros(3, 2), "NaN"),
+        (torch.zeros(5), torch.zeros(5, 1), "2-D"),
+    ],
+)
+def test_bad_input(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        mmd2(x, y)
+
+
+def test_bad_options():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="kernel"):
+        mmd2(x, x, kernel="laplace")
+    with pytest.raises(ValueError, match="estimator"):
+        mmd2(x, x, estimator="linear")
+    with pytest.raises(ValueError, match="scales"):
+        mmd2(x, x, scales=(1.0, -1.0))
