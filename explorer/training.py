@@ -1,0 +1,293 @@
+"""The training loop: seeded, resumable, emitting events; it never touches a widget.
+
+`Trainer` builds the model, objective and optimizer from a `TrainConfig`, keeps a dataset that fits as one uint8
+tensor on the device and indexes batches from it (no DataLoader), reports every step to its callbacks, writes
+checkpoints every ``checkpoint_every`` steps, and resumes from one with the same loss trajectory as an
+uninterrupted run: every random draw of a step comes from one generator whose state is saved with the weights.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from explorer import checkpoints
+from explorer.data import Dataset, load_dataset
+from explorer.models import ModelConfig, build_model
+from explorer.objectives import OBJECTIVES, Objective, build_objective
+from explorer.priors import Gaussian, Prior, from_dict
+
+RESIDENT_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (and nothing about where it is written)."""
+
+    dataset: str = "shapes"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    objective: str = "mmd"
+    objective_options: dict[str, Any] = field(default_factory=dict)
+    prior: dict[str, Any] | None = None  # Prior.to_dict(); None: standard Gaussian for objectives with a prior
+    latent_dim: int = 5
+    depth: int | None = None
+    width: int = 32
+    steps: int = 2000
+    batch_size: int = 512
+    lr: float = 5e-4
+    seed: int = 0
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    resident_bytes: int = 512 * 2**20  # datasets up to this size are held as one tensor on the device
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "steps", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig: lr must be a positive number, got {self.lr!r}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"TrainConfig: checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What one training step reports: loss terms as floats and the recent throughput."""
+
+    step: int
+    total_steps: int
+    terms: dict[str, float]
+    steps_per_s: float
+    elapsed_s: float
+
+
+class Callback:
+    """Receives the trainer's events; override what you need. Runs on the training thread."""
+
+    def on_step(self, trainer: Trainer, event: StepEvent) -> None:
+        """After each optimizer step."""
+
+    def on_checkpoint(self, trainer: Trainer, path: Path) -> None:
+        """After a checkpoint was written."""
+
+    def on_end(self, trainer: Trainer) -> None:
+        """When `Trainer.run` returns, normally or not."""
+
+
+class TrainingError(RuntimeError):
+    """Training stopped because the loss or its gradient stopped being finite."""
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Seeded, resumable training of one autoencoder with one objective."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: Dataset | None = None,
+        out: str | Path | None = None,
+        callbacks: tuple[Callback, ...] | list[Callback] = (),
+    ) -> None:
+        self.config = config
+        self.out = Path(out) if out is not None else None
+        self.callbacks = list(callbacks)
+        self.device = _resolve_device(config.device)
+        self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(config.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.objective = self._build_objective()
+            self.model = build_model(
+                ModelConfig(
+                    image_shape=tuple(self.dataset.image_shape),
+                    latent_dim=config.latent_dim,
+                    depth=config.depth,
+                    width=config.width,
+                    gaussian=self.objective.needs_gaussian_encoder,
+                )
+            )
+        self.model.to(self.device)
+        self.objective.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            [{"params": list(self.model.parameters())}, *self.objective.param_groups()], lr=config.lr
+        )
+        self._images = self._resident_images()
+        self._step_times: collections.deque[float] = collections.deque(maxlen=20)
+        self._started = time.perf_counter()
+
+    def _build_objective(self) -> Objective:
+        """The configured objective, given the run's facts (prior, latent size, dataset size) it asks for."""
+        name, spec = self.config.objective, self.config.prior
+        facts = {
+            "prior": lambda: Gaussian(self.config.latent_dim) if spec is None else from_dict(spec),
+            "latent_dim": lambda: self.config.latent_dim,
+            "dataset_size": lambda: len(self.dataset),
+        }
+        accepted = inspect.signature(OBJECTIVES[name]).parameters if name in OBJECTIVES else {}
+        options = dict(self.config.objective_options)
+        for key, value in facts.items():
+            if key in accepted and key not in options:
+                options[key] = value()
+        return build_objective(name, **options)
+
+    def _resident_images(self) -> torch.Tensor | None:
+        """The whole dataset as one uint8 tensor on the device, if it is small enough; else None."""
+        if self.dataset.nbytes > self.config.resident_bytes:
+            return None
+        index = torch.arange(len(self.dataset))
+        parts = [self.dataset.images(chunk) for chunk in torch.split(index, RESIDENT_CHUNK)]
+        return torch.cat(parts).to(self.device)
+
+    @property
+    def prior(self) -> Prior | None:
+        """The prior the objective matches; assigning one takes effect at the next step."""
+        return getattr(self.objective, "prior", None)
+
+    @prior.setter
+    def prior(self, prior: Prior) -> None:
+        if not hasattr(self.objective, "prior"):
+            raise ValueError(f"the {self.config.objective!r} objective has no prior to replace")
+        if prior.dim != self.config.latent_dim:
+            raise ValueError(f"prior dim must equal the latent size {self.config.latent_dim}, got {prior.dim}")
+        self.objective.prior = prior
+
+    def batch(self) -> torch.Tensor:
+        """The next training batch, float in [0, 1] on the device, drawn with the trainer's generator."""
+        index = torch.randint(len(self.dataset), (self.config.batch_size,), generator=self.generator)
+        if self._images is not None:
+            images = self._images[index.to(self.device)]
+        else:
+            images = self.dataset.images(index).to(self.device)
+        return images.float().div_(255)
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step; raises `TrainingError` (weights untouched) if the loss or gradient is not finite."""
+        self.model.train()
+        terms = self.objective(self.model, self.batch(), self.generator)
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        if not math.isfinite(values["loss"]):
+            self._diverged(f"the loss is {values['loss']}", values)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=math.inf)
+        if not torch.isfinite(grad_norm):
+            self._diverged(f"the gradient norm is {float(grad_norm)}", values)
+        self.optimizer.step()
+        self.step += 1
+        return values
+
+    def _diverged(self, what: str, values: dict[str, float]) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        raise TrainingError(
+            f"Training stopped at step {self.step + 1}: {what} ({shown}). The weights of step {self.step} are "
+            "kept. Try a lower learning rate or penalty weight."
+        )
+
+    def run(self, steps: int | None = None) -> None:
+        """Train until ``steps`` (default ``config.steps``) steps are done in total; checkpoint into ``out``."""
+        total = self.config.steps if steps is None else steps
+        every = self.config.checkpoint_every
+        try:
+            while self.step < total:
+                values = self.train_step()
+                now = time.perf_counter()
+                self._step_times.append(now)
+                event = StepEvent(self.step, total, values, self._steps_per_s(), now - self._started)
+                for callback in self.callbacks:
+                    callback.on_step(self, event)
+                if self.out is not None and every and self.step % every == 0:
+                    self.save()
+            if self.out is not None and not (every and self.step % every == 0):
+                self.save()
+        finally:
+            for callback in self.callbacks:
+                callback.on_end(self)
+
+    def _steps_per_s(self) -> float:
+        times = self._step_times
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def save(self, out: str | Path | None = None, metrics: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint (weights, optimizer and generator state) of the current step."""
+        out = Path(out) if out is not None else self.out
+        if out is None:
+            raise ValueError("Trainer.save needs a folder: pass out= here or to Trainer(...)")
+        weights = {**checkpoints.prefixed(self.model, "model."), **checkpoints.prefixed(self.objective, "objective.")}
+        optimizer_tensors, groups = checkpoints.optimizer_to_tensors(self.optimizer)
+        state = {**optimizer_tensors, "generator": self.generator.get_state()}
+        prior = self.prior
+        config = dataclasses.replace(self.config, prior=prior.to_dict() if prior is not None else None)
+        meta = {
+            "step": self.step,
+            "train": config.to_dict(),
+            "model": self.model.config.to_dict(),
+            "objective": self.objective.to_dict(),
+            "prior": config.prior,
+            "dataset": self.dataset.to_dict(),
+            "seed": config.seed,
+            "metrics": metrics or {},
+            "optimizer_groups": groups,
+        }
+        path = checkpoints.write_checkpoint(out, meta, weights, state)
+        for callback in self.callbacks:
+            callback.on_checkpoint(self, path)
+        return path
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        dataset: Dataset | None = None,
+        callbacks: tuple[Callback, ...] | list[Callback] = (),
+        steps: int | None = None,
+    ) -> Trainer:
+        """Rebuild a trainer from the checkpoint in ``run_dir``, ready to continue (``steps`` may extend it)."""
+        meta, run_dir = checkpoints.read_meta(run_dir)
+        if "train" not in meta or "state" not in meta["files"]:
+            raise checkpoints.CheckpointError(
+                f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed."
+            )
+        config = TrainConfig.from_dict(meta["train"])
+        if steps is not None:
+            config = dataclasses.replace(config, steps=steps)
+        trainer = cls(config, dataset=dataset, out=run_dir, callbacks=callbacks)
+        weights = checkpoints.read_tensors(run_dir, meta, "weights")
+        source = run_dir / meta["files"]["weights"]["name"]
+        checkpoints.load_into(trainer.model, weights, "model.", source)
+        checkpoints.load_into(trainer.objective, weights, "objective.", source)
+        state = checkpoints.read_tensors(run_dir, meta, "state")
+        checkpoints.optimizer_from_tensors(trainer.optimizer, state, meta["optimizer_groups"])
+        trainer.generator.set_state(state["generator"])
+        trainer.step = int(meta["step"])
+        return trainer
