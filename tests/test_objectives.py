@@ -106,9 +106,10 @@ def test_other_seed_other_loss(name):
     assert a.item() != b.item()
 
 
-def test_ae_reconstruction_is_pixel_mean_mse():
+def test_ae_reconstruction_is_squared_error_summed_over_pixels():
     objective, model, x = _setup("ae")
-    torch.testing.assert_close(objective(model, x)["recon"], F.mse_loss(model(x), x))
+    pixels = x[0].numel()
+    torch.testing.assert_close(objective(model, x)["recon"], F.mse_loss(model(x), x) * pixels)
 
 
 def test_vae_terms_by_hand():
