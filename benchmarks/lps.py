@@ -1,0 +1,188 @@
+"""Benchmark LPS: our batched `mlp` and parallel `lgbm` against one-regressor-per-dimension reference loops.
+
+    python benchmarks/lps.py            # n = 10,000, d in {12, 32, 64}, medians of --repeats runs
+    python benchmarks/lps.py --quick    # smoke run for CI: d = 12, n = 2,000, one run each
+
+All methods see the same codes (a random nonlinear mixing of 6 Gaussian sources plus noise, so R^2 is far
+from 0 and from 1) and the same split and standardization (`explorer.metrics.lps`): the references fit on
+the whole train split (scikit-learn holds out its own 10% for early stopping) and are scored on the test split.
+References: `sklearn.neural_network.MLPRegressor(early_stopping=True)` and `lightgbm.LGBMRegressor()`, one
+dimension at a time; `ref-sklearn-mlp-matched` is the scikit-learn loop with our mlp's settings (64 units,
+learning rate 5e-3, batch 256), run once, to tell implementation from hyperparameters in R^2 differences.
+Every measurement runs in a fresh subprocess, so its peak RSS (ru_maxrss, interpreter and libraries
+included) is its own. Threads: torch and BLAS on 1 thread (our `mlp` default; scikit-learn limited with
+threadpoolctl). Our `lgbm` fits --threads single-threaded boosters at once; the reference LGBMRegressor runs
+on 1 thread: with 2 OpenMP threads per booster it was up to 20x slower on this shared machine (threads
+spinning while waiting for a descheduled peer). Compare CPU seconds for the work done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script from a checkout: import this checkout's explorer
+
+METHODS = ("ours-mlp", "ref-sklearn-mlp", "ref-sklearn-mlp-matched", "ours-lgbm", "ref-lgbm")
+ONE_RUN = ("ref-sklearn-mlp-matched",)  # only there for its R^2
+MATCHED = {"hidden_layer_sizes": (64,), "learning_rate_init": 5e-3, "batch_size": 256}  # our mlp's settings
+REFERENCE = {"ours-mlp": "ref-sklearn-mlp", "ours-lgbm": "ref-lgbm"}
+TARGETS = {"ours-mlp": (5.0, 0.03), "ours-lgbm": (1.0, 0.02)}  # (min speedup, max per-dimension |dR^2|)
+
+
+def make_codes(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Codes [n, d]: 6 Gaussian sources through a random tanh layer and a sine, plus noise 0.2."""
+    rng = np.random.default_rng(seed)
+    sources = rng.standard_normal((n, 6))
+    hidden = np.tanh(sources @ rng.standard_normal((6, 2 * d)) * 1.5 / np.sqrt(6))
+    return np.sin(2.0 * hidden @ rng.standard_normal((2 * d, d)) / np.sqrt(2 * d)) + 0.2 * rng.standard_normal(
+        (n, d)
+    )
+
+
+def _reference(method: str, codes: np.ndarray, n: int) -> np.ndarray:
+    from explorer.metrics.lps import _split, r2_per_dim
+
+    split = _split(codes, n, 0.2, 0.0, 0)
+    d = codes.shape[1]
+    pred = np.zeros_like(split.test)
+    for i in range(d):
+        others = np.arange(d) != i
+        if method.startswith("ref-sklearn-mlp"):
+            from sklearn.neural_network import MLPRegressor
+            from threadpoolctl import threadpool_limits
+
+            settings = MATCHED if method.endswith("matched") else {}
+            with threadpool_limits(1):
+                model = MLPRegressor(early_stopping=True, random_state=0, **settings)
+                model.fit(split.train[:, others], split.train[:, i])
+        else:
+            from lightgbm import LGBMRegressor
+
+            model = LGBMRegressor(n_jobs=1, random_state=0, verbose=-1)
+            model.fit(split.train[:, others], split.train[:, i])
+        pred[:, i] = model.predict(split.test[:, others])
+    return r2_per_dim(split.test, pred)
+
+
+def worker(method: str, d: int, n: int, threads: int) -> dict[str, Any]:
+    """One timed measurement (run in a subprocess)."""
+    from explorer.metrics import lps
+
+    codes = make_codes(n, d)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    if method.startswith("ours"):
+        kind = method.split("-")[1]
+        per_dim = lps(codes, method=kind, n=n, n_jobs=threads if kind == "lgbm" else None).per_dim
+    else:
+        per_dim = _reference(method, codes, n)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+    return {"wall": wall, "cpu": cpu, "per_dim": per_dim.tolist(), "maxrss_mb": after.ru_maxrss / 1024}
+
+
+def _measure(method: str, d: int, n: int, threads: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", method, "--dims", str(d), "--n", str(n), "--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(dims: list[int], n: int, repeats: int, sklearn_d64_repeats: int, threads: int) -> list[dict[str, Any]]:
+    rows = []
+    for d in dims:
+        results: dict[str, dict[str, Any]] = {}
+        for method in METHODS:
+            runs = sklearn_d64_repeats if (method == "ref-sklearn-mlp" and d >= 64) else repeats
+            runs = 1 if method in ONE_RUN else runs
+            measured = [_measure(method, d, n, threads) for _ in range(runs)]
+            results[method] = {
+                "d": d, "method": method, "runs": runs,
+                "wall": statistics.median(m["wall"] for m in measured),
+                "cpu": statistics.median(m["cpu"] for m in measured),
+                "per_dim": np.array(measured[0]["per_dim"]),
+                "maxrss_mb": max(m["maxrss_mb"] for m in measured),
+            }
+            print(f"  d={d} {method}: {results[method]['wall']:.1f} s ({runs} run(s))", file=sys.stderr, flush=True)
+        for method, row in results.items():
+            ref = results.get(REFERENCE.get(method, ""))
+            if ref is not None:
+                row["speedup"] = ref["wall"] / row["wall"]
+                row["cpu_speedup"] = ref["cpu"] / row["cpu"]
+                row["max_abs_diff"] = float(np.max(np.abs(row["per_dim"] - ref["per_dim"])))
+                row["mean_diff"] = float(np.mean(row["per_dim"] - ref["per_dim"]))
+            rows.append(row)
+        matched = results["ref-sklearn-mlp-matched"]["per_dim"] - results["ours-mlp"]["per_dim"]
+        results["ours-mlp"]["vs_matched"] = (float(np.max(np.abs(matched))), float(np.mean(-matched)))
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| d | method | runs | wall s (median) | CPU s | mean R^2 | vs ref: speedup wall / CPU "
+             "| max abs dR^2 (mean dR^2) | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        versus = (f"{r['speedup']:.1f}x / {r['cpu_speedup']:.1f}x | {r['max_abs_diff']:.3f} ({r['mean_diff']:+.3f})"
+                  if "speedup" in r else "- | -")
+        lines.append(f"| {r['d']} | {r['method']} | {r['runs']} | {r['wall']:.2f} | {r['cpu']:.2f} | "
+                     f"{np.mean(r['per_dim']):.3f} | {versus} | {r['maxrss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in rows:
+        if r["method"] in TARGETS:
+            speed, diff = TARGETS[r["method"]]
+            ok = r["speedup"] >= speed and r["max_abs_diff"] <= diff
+            out.append(f"d={r['d']} {r['method']}: speedup {r['speedup']:.1f}x (target >= {speed:g}x), "
+                       f"max |dR^2| {r['max_abs_diff']:.3f} (target <= {diff}) -> {'met' if ok else 'NOT met'}")
+        if "vs_matched" in r:
+            out.append(f"d={r['d']} ours-mlp vs ref-sklearn-mlp-matched: max |dR^2| {r['vs_matched'][0]:.3f}, "
+                       f"mean ours - ref {r['vs_matched'][1]:+.3f}")
+    peak = max(r["maxrss_mb"] for r in rows)
+    out.append(f"peak RSS {peak:.0f} MB (target < 2048 MB) -> {'met' if peak < 2048 else 'NOT met'}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: d=12, n=2000, one run each")
+    parser.add_argument("--dims", type=int, nargs="+", default=[12, 32, 64])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sklearn-d64-repeats", type=int, default=1, help="runs of the slow sklearn loop, d >= 64")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--out", help="also write the rows as JSON here")
+    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.dims[0], args.n, args.threads)))
+        return
+    if args.quick:
+        args.dims, args.n, args.repeats = [12], 2000, 1
+    print(f"# LPS benchmark: n={args.n}, threads={args.threads}, load average at start "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    rows = run(args.dims, args.n, args.repeats, args.sklearn_d64_repeats, args.threads)
+    print(table(rows))
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    if args.quick:
+        print("(--quick is a smoke run: the targets are for n = 10,000, where R^2 noise is smaller)")
+    print("\n".join(verdicts(rows)))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump([{**r, "per_dim": r["per_dim"].tolist()} for r in rows], f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
