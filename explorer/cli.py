@@ -1,0 +1,168 @@
+"""Command line: ``python -m explorer train | evaluate``, for headless runs whose checkpoints the explorer opens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+OBJECTIVES = ("mmd", "ae", "kld", "vae", "beta-vae", "beta-tcvae", "factorvae")
+
+
+def _json_or_file(text: str) -> dict[str, Any]:
+    """A prior given as a JSON object, or as the path of a JSON file."""
+    path = Path(text)
+    source = path.read_text() if path.suffix == ".json" or path.is_file() else text
+    try:
+        value = json.loads(source)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not a JSON object or a JSON file: {text!r} ({err})") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, VALUE parsed as JSON when it is JSON (numbers, true/false) and kept as a string otherwise."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer",
+        description="Train and evaluate autoencoders with programmable priors (AE-MMD) and their baselines.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and write checkpoints",
+        description="Train an autoencoder; checkpoints go to --out and open with explorer.load(OUT).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = train.add_argument_group("data")
+    data.add_argument("--dataset", default="shapes", help="dataset name (see explorer.data.DATASETS)")
+    data.add_argument(
+        "--dataset-option", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+        help="dataset option, repeatable, e.g. size=32 or n=5000",
+    )
+    data.add_argument("--root", help="where datasets that need files live (default: $EXPLORER_DATA)")
+    data.add_argument("--download", action="store_true", help="download the dataset if it is not on disk")
+
+    model = train.add_argument_group("model and objective")
+    model.add_argument("--objective", choices=OBJECTIVES, default="mmd", help="training objective")
+    model.add_argument("--latent-dim", type=int, default=5, help="latent size d")
+    model.add_argument("--depth", type=int, help="stride-2 conv layers (default: 4 at 32x32, 6 at 64x64)")
+    model.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
+    model.add_argument(
+        "--prior", type=_json_or_file,
+        help='AE-MMD prior as JSON or a .json file, e.g. \'{"family": "uniform", "dim": 5, ...}\' '
+        "(Prior.to_dict() format; default: standard Gaussian)",
+    )
+    model.add_argument("--lam", type=float, help="penalty weight of AE-MMD / AE-KLD (default 0.3)")
+    model.add_argument("--beta", type=float, help="beta of VAE / beta-VAE / beta-TCVAE")
+    model.add_argument("--gamma", type=float, help="gamma of FactorVAE (default 10)")
+    model.add_argument("--kernel", choices=("rbf", "imq"), help="AE-MMD kernel (default rbf)")
+
+    optim = train.add_argument_group("optimization")
+    optim.add_argument("--steps", type=int, default=2000, help="total optimizer steps")
+    optim.add_argument("--batch-size", type=int, default=512, help="batch size")
+    optim.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    optim.add_argument("--seed", type=int, default=0, help="seed of initialization, batches and prior samples")
+    optim.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+
+    output = train.add_argument_group("output")
+    output.add_argument("--out", required=True, type=Path, help="run folder for checkpoints")
+    output.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at end)")
+    output.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a trained run",
+        description="Evaluate a run folder; prints a report and writes RUN/evaluation.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("run", type=Path, help="run folder written by `train`")
+    evaluate.add_argument("--n", type=int, default=10_000, help="images to encode (at most the dataset size)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the sample of images")
+    evaluate.add_argument("--root", help="where the dataset lives, if it needs files")
+    return parser
+
+
+def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = {"lam": args.lam, "beta": args.beta, "gamma": args.gamma, "kernel": args.kernel}
+    return {k: v for k, v in names.items() if v is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from explorer.checkpoints import META_FILE
+    from explorer.progress import ProgressBar
+    from explorer.training import TrainConfig, Trainer, TrainingError
+
+    bar = ProgressBar()
+    if args.resume:
+        trainer = Trainer.resume(args.out, callbacks=[bar], steps=args.steps)
+    else:
+        if (args.out / META_FILE).exists():
+            raise ValueError(
+                f"{args.out} already holds a checkpoint; pass --resume to continue it, or choose another --out"
+            )
+        options = dict(args.dataset_option)
+        if args.root:
+            options["root"] = args.root
+        if args.download:
+            options["download"] = True
+        config = TrainConfig(
+            dataset=args.dataset, dataset_options=options, objective=args.objective,
+            objective_options=_objective_options(args), prior=args.prior, latent_dim=args.latent_dim,
+            depth=args.depth, width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+            seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device,
+        )
+        trainer = Trainer(config, out=args.out, callbacks=[bar])
+    try:
+        trainer.run()
+    except TrainingError as err:
+        trainer.save()
+        print(f"error: {err} Checkpoint of step {trainer.step} saved in {args.out}.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        trainer.save()
+        print(f"\ninterrupted: checkpoint of step {trainer.step} saved in {args.out}; continue with --resume.")
+        return 130
+    print(f"trained {trainer.step} steps; checkpoint in {args.out} (open it with explorer.load({str(args.out)!r}))")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import explorer
+    from explorer.metrics.evaluate import evaluate, format_report
+
+    trained = explorer.load(args.run)
+    dataset = trained.load_dataset(**({"root": args.root} if args.root else {}))
+    report = evaluate(trained, dataset, n=args.n, seed=args.seed)
+    (trained.path / "evaluation.json").write_text(json.dumps(report, indent=2))
+    print(format_report(report))
+    print(f"written: {trained.path / 'evaluation.json'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m explorer``; returns the exit status."""
+    from explorer.checkpoints import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    command = {"train": _train, "evaluate": _evaluate}[args.command]
+    try:
+        return command(args)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
