@@ -149,15 +149,17 @@ def test_mmd_moves_the_aggregate_posterior_onto_a_uniform_prior_and_plain_ae_doe
     prior = Uniform(2, low=-1.0, high=1.0)
     images = dataset.images(torch.arange(1024))
     result = {}
-    for objective in ("mmd", "ae"):
-        config = TrainConfig(dataset="xy", objective=objective, latent_dim=2, prior=prior.to_dict(), steps=250,
-                             batch_size=128, lr=1e-3, seed=0, width=16)
+    # lam = 2, the top of the paper's working range (0.1 to 2), matches the prior within this short budget;
+    # the default 0.3 gets there too, in about 2,000 steps (MMD^2 1.13 -> 0.013).
+    for objective, options in (("mmd", {"lam": 2.0}), ("ae", {})):
+        config = TrainConfig(dataset="xy", objective=objective, objective_options=options, latent_dim=2,
+                             prior=prior.to_dict(), steps=400, batch_size=128, lr=1e-3, seed=0, width=16)
         trainer = Trainer(config, dataset=dataset)
         before = _mmd_to_prior(trainer, images, prior)
         trainer.run()
         result[objective] = (before, _mmd_to_prior(trainer, images, prior))
     mmd_before, mmd_after = result["mmd"]
     ae_before, ae_after = result["ae"]
-    assert mmd_after < 0.5 * mmd_before, result
+    assert mmd_after < 0.2 * mmd_before, result
     assert ae_after > 0.5 * ae_before, result
-    assert mmd_after < 0.5 * ae_after, result
+    assert mmd_after < 0.2 * ae_after, result
