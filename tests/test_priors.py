@@ -114,9 +114,14 @@ def scalar_or_list(elements, dim):
     return st.one_of(elements, st.lists(elements, min_size=dim, max_size=dim))
 
 
+# (dim, location, positive scale), each parameter a scalar or one value per dimension
+DIM_LOCATION_SCALE = st.integers(1, 4).flatmap(
+    lambda d: st.tuples(st.just(d), scalar_or_list(finite, d), scalar_or_list(positive, d))
+)
+
+
 @PROPERTY
-@given(st.integers(1, 4).flatmap(lambda d: st.tuples(st.just(d), scalar_or_list(finite, d),
-                                                     scalar_or_list(positive, d))))
+@given(DIM_LOCATION_SCALE)
 def test_gaussian_moments(args):
     dim, mean, std = args
     z = Gaussian(dim, mean, std).sample(N, gen())
@@ -137,8 +142,7 @@ def test_gaussian_full_covariance(entries):
 
 
 @PROPERTY
-@given(st.integers(1, 4).flatmap(lambda d: st.tuples(st.just(d), scalar_or_list(finite, d),
-                                                     scalar_or_list(positive, d))))
+@given(DIM_LOCATION_SCALE)
 def test_uniform_moments_and_support(args):
     dim, low, width = args
     low = np.broadcast_to(low, dim)
@@ -149,8 +153,7 @@ def test_uniform_moments_and_support(args):
 
 
 @PROPERTY
-@given(st.integers(1, 4).flatmap(lambda d: st.tuples(st.just(d), scalar_or_list(finite, d),
-                                                     scalar_or_list(positive, d))))
+@given(DIM_LOCATION_SCALE)
 def test_laplace_moments(args):
     dim, loc, scale = args
     z = Laplace(dim, loc, scale).sample(N, gen())
