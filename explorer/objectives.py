@@ -138,6 +138,8 @@ class AEMMD(Objective):
                 f"mmd objective: prior.dim {self.prior.dim} must equal the model's latent_dim {z.shape[1]}"
             )
         target = self.prior.sample(z.shape[0], generator).to(device=z.device, dtype=z.dtype)
+        if not torch.isfinite(z).all():  # a diverged encoder: a non-finite loss, on which the trainer stops
+            return z.new_tensor(math.nan), {"mmd": z.new_tensor(math.nan)}
         mmd = mmd2(z, target, kernel=self.kernel, estimator=self.estimator)
         return self.lam * mmd, {"mmd": mmd}
 

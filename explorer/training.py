@@ -98,6 +98,10 @@ class TrainingError(RuntimeError):
     """Training stopped because the loss or its gradient stopped being finite."""
 
 
+class StopTraining(Exception):
+    """Raised by a callback's ``on_step`` to end `Trainer.run` early; the final checkpoint is still written."""
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -217,15 +221,18 @@ class Trainer:
         total = self.config.steps if steps is None else steps
         every = self.config.checkpoint_every
         try:
-            while self.step < total:
-                values = self.train_step()
-                now = time.perf_counter()
-                self._step_times.append(now)
-                event = StepEvent(self.step, total, values, self._steps_per_s(), now - self._started)
-                for callback in self.callbacks:
-                    callback.on_step(self, event)
-                if self.out is not None and every and self.step % every == 0:
-                    self.save()
+            try:
+                while self.step < total:
+                    values = self.train_step()
+                    now = time.perf_counter()
+                    self._step_times.append(now)
+                    event = StepEvent(self.step, total, values, self._steps_per_s(), now - self._started)
+                    if self.out is not None and every and self.step % every == 0:
+                        self.save()
+                    for callback in self.callbacks:
+                        callback.on_step(self, event)
+            except StopTraining:
+                pass
             if self.out is not None and not (every and self.step % every == 0):
                 self.save()
         finally:

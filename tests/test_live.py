@@ -1,0 +1,181 @@
+"""BackgroundTrainer: one thread, pause / resume / stop, NaN and errors re-raised by join, live prior swaps,
+checkpoints between steps, and snapshots through a bounded drop-oldest queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import explorer
+from explorer.data import load_dataset
+from explorer.live import BackgroundTrainer, Snapshot, SnapshotQueue, traversal_grid, traversal_values
+from explorer.priors import Gaussian
+from explorer.training import Callback, TrainConfig, Trainer, TrainingError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def make_background(digits, steps: int = 200, **options) -> BackgroundTrainer:
+    config = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=steps, batch_size=32, lr=1e-3)
+    return BackgroundTrainer(Trainer(config, dataset=digits), probe_size=256, **options)
+
+
+def trainer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "explorer-trainer"]
+
+
+def wait_until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_runs_to_the_end_and_publishes_snapshots(digits):
+    background = make_background(digits, steps=150)
+    background.start()
+    background.join(timeout=60)
+    assert background.state == "finished" and background.trainer.step == 150
+    snapshot = background.snapshots.latest()
+    assert isinstance(snapshot, Snapshot)
+    assert snapshot.step == 150 and snapshot.state == "finished"
+    assert snapshot.codes.shape == snapshot.prior_sample.shape == (256, 3)
+    assert snapshot.lps is not None and snapshot.lps.shape == (3,)
+    assert snapshot.traversals.shape == (3, 7, 8, 8, 1) and snapshot.traversals.dtype == np.uint8
+    assert snapshot.history_steps[-1] == 150 and set(snapshot.history) == {"loss", "recon", "mmd"}
+
+
+def test_a_second_start_is_refused_and_starts_no_thread(digits):
+    background = make_background(digits, steps=100_000)
+    background.start()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            background.start()
+        assert len(trainer_threads()) == 1
+    finally:
+        background.stop(timeout=10)
+    assert not background.running and background.state == "stopped"
+    assert 0 < background.trainer.step < 100_000
+    assert not trainer_threads()
+
+
+def test_pause_holds_the_step_and_resume_continues(digits):
+    background = make_background(digits, steps=100_000)
+    background.start()
+    wait_until(lambda: background.trainer.step > 5)
+    background.pause()
+    assert background.state == "paused"
+    time.sleep(0.2)  # let the step in flight finish
+    held = background.trainer.step
+    time.sleep(0.3)
+    assert background.trainer.step == held
+    background.resume()
+    wait_until(lambda: background.trainer.step > held + 5)
+    background.stop(timeout=10)
+    assert background.state == "stopped"
+
+
+def test_a_nan_loss_stops_training_keeps_the_last_good_weights_and_join_reraises(digits):
+    background = make_background(digits, steps=1000)
+    trainer = background.trainer
+    kept = {}
+
+    class PoisonAfter(Callback):
+        def on_step(self, trainer, event):
+            if event.step == 20:
+                kept.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+                trainer.batch = lambda: torch.full((32, 1, 8, 8), float("nan"))
+
+    trainer.callbacks.insert(0, PoisonAfter())
+    background.start()
+    with pytest.raises(TrainingError, match="step 21: the loss is nan"):
+        background.join(timeout=60)
+    assert background.state == "failed" and "nan" in background.message
+    assert trainer.step == 20
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, kept[name]), name
+    last = background.snapshots.latest()
+    assert last.state == "failed" and last.message_is_error and "step 21" in last.message
+
+
+def test_swapping_the_prior_mid_run_changes_the_next_steps_samples(digits):
+    background = make_background(digits, steps=100_000)
+    background.start()
+    wait_until(lambda: background.trainer.step > 10)
+    background.set_prior(Gaussian(3, mean=50.0))
+    swapped_at = background.trainer.step
+    wait_until(lambda: background.trainer.step > swapped_at + 5)
+    background.stop(timeout=10)
+    history = background.snapshots.latest()
+    mmd = np.asarray(history.history["mmd"])
+    steps = history.history_steps
+    # codes near 0 against a prior at 50: MMD^2 jumps once the swap takes effect
+    assert mmd[steps > swapped_at + 1].min() > 2 * mmd[steps <= swapped_at].max()
+    assert abs(history.prior_sample.mean() - 50.0) < 0.5
+
+
+def test_save_while_running_writes_a_checkpoint_between_steps(digits, tmp_path):
+    background = make_background(digits, steps=100_000)
+    background.start()
+    wait_until(lambda: background.trainer.step > 5)
+    path = background.save(tmp_path / "run").result(timeout=20)
+    background.stop(timeout=10)
+    model = explorer.load(tmp_path / "run")
+    assert model.step > 5 and path.exists()
+    assert "saved" in background.message
+
+
+def test_a_failed_save_is_reported_and_training_goes_on(digits, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    background = make_background(digits, steps=100_000)
+    background.start()
+    try:
+        with pytest.raises(OSError):
+            background.save(blocker / "run").result(timeout=20)
+        assert background.message.startswith("Could not save") and background.message_is_error
+        step = background.trainer.step
+        wait_until(lambda: background.trainer.step > step + 3)
+        assert background.state == "running"
+    finally:
+        background.stop(timeout=10)
+
+
+def test_snapshots_cost_at_most_their_budget(digits):
+    background = make_background(digits, steps=400, snapshot_interval=0.0, budget=0.05)
+    taken = []
+    original = background.take_snapshot
+    background.take_snapshot = lambda: taken.append(time.perf_counter()) or original()
+    background.start()
+    background.join(timeout=60)
+    # with no minimum interval, the spacing is set by the measured cost: ~20x the snapshot's own time
+    assert 2 < len(taken) < 400 / 2
+
+
+def test_the_queue_keeps_the_newest_snapshots():
+    q = SnapshotQueue(maxsize=2)
+    for i in range(5):
+        q.put(i)
+    assert q.dropped == 3
+    assert q.latest() == 4 and q.latest() is None
+
+
+def test_traversal_rows_vary_only_their_dimension(digits):
+    background = make_background(digits)
+    model = background.trainer.model
+    code = torch.tensor([0.1, -0.2, 0.3])
+    values = traversal_values(Gaussian(3).sample(5000, torch.Generator().manual_seed(0)).numpy())
+    assert values.shape == (3, 7) and np.all(np.diff(values, axis=1) > 0)
+    grid = traversal_grid(model, code, values)
+    z = code.clone()
+    z[1] = float(values[1, 4])
+    with torch.no_grad():
+        expected = (model.decode(z[None]).clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(grid[1, 4], expected)
