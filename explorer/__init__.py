@@ -2,9 +2,20 @@
 
 The engine: `explorer.priors` (programmable priors), `explorer.mmd` (the MMD penalty), `explorer.models`,
 `explorer.objectives`, `explorer.data`, `explorer.training` and `explorer.load` for trained checkpoints.
+The live tool: `explorer.Explorer` (ipywidgets + Bokeh, imported on first use so `import explorer` stays light).
 """
+
+from typing import Any
 
 from explorer.checkpoints import CheckpointError, TrainedModel, load
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "TrainedModel", "__version__", "load"]
+__all__ = ["CheckpointError", "Explorer", "TrainedModel", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Explorer":
+        from explorer.widgets import Explorer
+
+        return Explorer
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")

@@ -1,0 +1,168 @@
+"""The training panel: dataset, objective and optimizer settings, Start / Pause / Resume / Stop / Save, progress
+with steps/s and time left, a status line, and a loss curve for each named loss term."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import inspect
+from typing import Any
+
+import ipywidgets as widgets
+from bokeh.layouts import row
+from bokeh.models import ColumnDataSource
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+from jupyter_bokeh import BokehModel
+
+from explorer.live import Snapshot
+from explorer.objectives import OBJECTIVES
+from explorer.training import TrainConfig
+
+DATASET_CHOICES: dict[str, tuple[str, dict[str, Any]]] = {
+    "shapes 32x32": ("shapes", {"size": 32}),
+    "shapes 64x64": ("shapes", {"size": 64}),
+    "xy circles": ("xy", {}),
+    "xyc circles": ("xyc", {}),
+    "xycs circles": ("xycs", {}),
+    "digits 8x8": ("digits", {}),
+    "mnist-5k": ("mnist-5k", {}),
+    "mnist": ("mnist", {}),
+    "fashion-mnist": ("fashion-mnist", {}),
+    "cifar10": ("cifar10", {}),
+}
+OBJECTIVE_LABELS = {"mmd": "AE-MMD", "ae": "AE", "kld": "AE-KLD", "vae": "VAE", "beta-vae": "beta-VAE",
+                    "beta-tcvae": "beta-TCVAE", "factorvae": "FactorVAE"}
+WEIGHTS = ("lam", "beta", "gamma")  # the penalty weight the slider sets, the first one the objective takes
+BATCH_SIZES = (32, 64, 128, 256, 512)
+
+
+def penalty_weight(objective: str) -> tuple[str, float] | None:
+    """(name, default) of the objective's penalty weight, or None for the plain AE."""
+    parameters = inspect.signature(OBJECTIVES[objective]).parameters
+    for name in WEIGHTS:
+        if name in parameters:
+            return name, float(parameters[name].default)
+    return None
+
+
+def format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+class TrainingPanel:
+    """Run settings and controls. The app wires the buttons; `config()` reads the settings as a `TrainConfig`."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self._base = config
+        datasets = dict(DATASET_CHOICES)
+        current = next((k for k, v in datasets.items() if v == (config.dataset, config.dataset_options)), None)
+        if current is None:
+            current = config.dataset
+            datasets[current] = (config.dataset, dict(config.dataset_options))
+        self._datasets = datasets
+        narrow = {"width": "260px"}
+        self.dataset = widgets.Dropdown(options=list(datasets), value=current, description="dataset", layout=narrow)
+        self.objective = widgets.Dropdown(options=[(v, k) for k, v in OBJECTIVE_LABELS.items()],
+                                          value=config.objective, description="objective", layout=narrow)
+        self.latent_dim = widgets.IntSlider(value=config.latent_dim, min=1, max=16, description="latent size")
+        self.weight = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.05, description="lam")
+        self.lr = widgets.FloatLogSlider(value=config.lr, base=10, min=-5, max=-1.5, step=0.1, readout_format=".1e",
+                                         description="learning rate")
+        self.batch_size = widgets.Dropdown(options=sorted({*BATCH_SIZES, config.batch_size}),
+                                           value=config.batch_size, description="batch size", layout=narrow)
+        self.steps = widgets.BoundedIntText(value=config.steps, min=1, max=10**7, description="steps",
+                                            layout=narrow)
+        self.out = widgets.Text(value="runs/explorer", description="save to", layout=narrow)
+        self._show_weight(config.objective, config.objective_options)
+        # changing any of these means a new model: the app starts a new run with them
+        self.run_settings = (self.dataset, self.objective, self.latent_dim, self.weight, self.lr, self.batch_size)
+        self.objective.observe(lambda change: self._show_weight(change["new"], {}), names="value")
+
+        def button(label: str, icon: str, style: str = "") -> widgets.Button:
+            return widgets.Button(description=label, icon=icon, button_style=style, layout={"width": "92px"})
+
+        self.start = button("Start", "play", "success")
+        self.pause = button("Pause", "pause")
+        self.resume = button("Resume", "play")
+        self.stop = button("Stop", "stop", "danger")
+        self.save = button("Save", "save")
+        self.progress = widgets.IntProgress(value=0, min=0, max=config.steps, layout={"width": "260px"})
+        self.stats = widgets.HTML("step 0")
+        self.status = widgets.HTML()
+        self._terms: tuple[str, ...] = ()
+        self._loss_source = ColumnDataSource({"step": []})
+        self.losses = widgets.Box()
+        self.set_state("idle")
+        settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
+                                 self.batch_size, self.steps, self.out])
+        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save])
+        self.widget = widgets.VBox([settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
+                                    self.losses])
+
+    def _show_weight(self, objective: str, options: dict[str, Any]) -> None:
+        weight = penalty_weight(objective)
+        self.weight.disabled = weight is None
+        if weight is not None:
+            name, default = weight
+            self.weight.description = name
+            self.weight.value = float(options.get(name, default))
+
+    def config(self) -> TrainConfig:
+        """The settings as a `TrainConfig` (the prior is set by the app)."""
+        name, options = self._datasets[self.dataset.value]
+        objective = self.objective.value
+        weight = penalty_weight(objective)
+        objective_options = {} if weight is None else {weight[0]: float(self.weight.value)}
+        return dataclasses.replace(
+            self._base, dataset=name, dataset_options=dict(options), objective=objective,
+            objective_options=objective_options, latent_dim=int(self.latent_dim.value), lr=float(self.lr.value),
+            batch_size=int(self.batch_size.value), steps=int(self.steps.value),
+        )
+
+    def set_state(self, state: str) -> None:
+        """Enable the buttons that make sense in ``state`` (idle, running, paused, stopped, finished, failed)."""
+        active = state in ("running", "paused")
+        self.start.disabled = active
+        self.pause.disabled = state != "running"
+        self.resume.disabled = state != "paused"
+        self.stop.disabled = not active
+        for control in self.run_settings:
+            control.disabled = active
+        self.weight.disabled = active or penalty_weight(self.objective.value) is None
+
+    def show(self, message: str, error: bool = False) -> None:
+        """Put ``message`` in the status line (red if it is an error)."""
+        colour = "#b00" if error else "#333"
+        self.status.value = f"<span style='color:{colour}'>{html.escape(message)}</span>" if message else ""
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Progress, throughput, time left and the loss curves of ``snapshot`` (call with the app's lock)."""
+        self.progress.max = snapshot.total_steps
+        self.progress.value = min(snapshot.step, snapshot.total_steps)
+        text = f"step {snapshot.step:,} / {snapshot.total_steps:,}"
+        if snapshot.steps_per_s > 0:
+            left = (snapshot.total_steps - snapshot.step) / snapshot.steps_per_s
+            text += f" · {snapshot.steps_per_s:.1f} steps/s · {format_duration(left)} left"
+        self.stats.value = f"{text} · {snapshot.state}"
+        self.set_state(snapshot.state)
+        if snapshot.message:
+            self.show(snapshot.message, error=snapshot.message_is_error)
+        self._update_losses(snapshot)
+
+    def _update_losses(self, snapshot: Snapshot) -> None:
+        terms = tuple(snapshot.history)
+        if not terms:
+            return
+        if terms != self._terms:
+            self._terms = terms
+            self._loss_source = ColumnDataSource({"step": [], **{t: [] for t in terms}})
+            figures = []
+            for term, colour in zip(terms, Category10_10, strict=False):
+                fig = figure(width=180, height=150, title=term, toolbar_location=None, tools="",
+                             y_axis_type="log" if term in ("loss", "recon") else "linear")
+                fig.line("step", term, source=self._loss_source, color=colour, line_width=1.5)
+                figures.append(fig)
+            self.losses.children = [BokehModel(row(*figures))]
+        self._loss_source.data = {"step": snapshot.history_steps, **snapshot.history}

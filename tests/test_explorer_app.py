@@ -1,0 +1,211 @@
+"""The Explorer without a browser: real button callbacks, real training threads, asserted widget and Bokeh state."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import explorer
+from explorer.data import load_dataset
+from explorer.priors import Gaussian
+from explorer.training import TrainConfig, Trainer, TrainingError
+
+CONFIG = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=150, batch_size=32, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def app(digits):
+    app = explorer.Explorer(CONFIG, dataset=digits, probe_size=256, refresh_hz=None)
+    yield app
+    app.close()
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_opens_showing_the_untrained_model(app):
+    assert app.last_snapshot is not None and app.last_snapshot.step == 0
+    assert len(app.latent.code_source.data["x"]) == 256 and len(app.latent.prior_source.data["x"]) == 256
+    assert len(app.latent.marginal_sources) == 3
+    assert len(app.latent.cov_source.data["value"]) == 9
+    assert bytes(app.traversals.image.value).startswith(b"\x89PNG")
+    assert "step 0 / 150" in app.panel.stats.value
+    assert not app.panel.start.disabled and app.panel.pause.disabled and app.panel.stop.disabled
+
+
+def test_start_trains_in_the_background_and_the_views_follow(app):
+    app.panel.start.click()
+    assert app.panel.start.disabled and not app.panel.pause.disabled
+    app.join(timeout=60)
+    snapshot = app.refresh(timeout=5)
+    assert snapshot.step == 150 and snapshot.state == "finished"
+    assert app.panel.progress.value == 150 and "150 / 150" in app.panel.stats.value
+    assert "finished" in app.panel.stats.value and not app.panel.start.disabled
+    np.testing.assert_allclose(app.latent.code_source.data["x"], snapshot.codes[:, 0])
+    np.testing.assert_allclose(app.lps.bar_source.data["r2"], snapshot.lps)
+    assert len(app.lps.history_source.data["step"]) >= 1
+    assert app.panel._loss_source.data["step"][-1] == 150
+
+
+def test_a_double_start_shows_a_message_and_keeps_one_thread(app):
+    app.panel.steps.value = 100_000
+    app.panel.start.click()
+    app._on_start()  # what a second click reaching the kernel does
+    assert "already running" in app.panel.status.value
+    assert len([t for t in threading.enumerate() if t.name == "explorer-trainer"]) == 1
+    app.panel.stop.click()
+    app.join(timeout=10)
+    assert app.background.state == "stopped"
+
+
+def test_pause_resume_stop_buttons(app):
+    app.panel.steps.value = 100_000
+    app.panel.start.click()
+    wait_until(lambda: app.trainer.step > 3)
+    app.panel.pause.click()
+    assert app.background.state == "paused" and app.panel.pause.disabled and not app.panel.resume.disabled
+    time.sleep(0.2)
+    held = app.trainer.step
+    time.sleep(0.3)
+    assert app.trainer.step == held
+    app.panel.resume.click()
+    wait_until(lambda: app.trainer.step > held + 3)
+    app.panel.stop.click()
+    app.join(timeout=10)
+    app.refresh(timeout=5)
+    assert "stopped" in app.panel.stats.value and not app.panel.start.disabled
+
+
+def test_a_prior_edited_mid_run_reaches_the_next_steps_and_the_scatter(app):
+    app.panel.steps.value = 100_000
+    app.panel.start.click()
+    wait_until(lambda: app.trainer.step > 3)
+    app.editor.set_prior(Gaussian(3, mean=5.0))
+    assert app.trainer.prior == Gaussian(3, mean=5.0)
+    swapped_at = app.trainer.step
+    wait_until(lambda: app.trainer.step > swapped_at + 3)
+    app.panel.stop.click()
+    app.join(timeout=10)
+    snapshot = app.refresh(timeout=5)
+    assert abs(np.mean(app.latent.prior_source.data["x"]) - 5.0) < 0.3
+    mmd, steps = snapshot.history["mmd"], snapshot.history_steps
+    assert mmd[steps > swapped_at + 1].mean() > mmd[steps <= swapped_at].mean()
+
+
+def test_a_nan_loss_shows_the_message_and_join_reraises(app):
+    app.panel.steps.value = 100_000
+    app.panel.start.click()
+    wait_until(lambda: app.trainer.step > 3)
+    app.trainer.batch = lambda: torch.full((32, 1, 8, 8), float("nan"))
+    with pytest.raises(TrainingError, match="the loss is nan"):
+        app.join(timeout=20)
+    app.refresh(timeout=5)
+    assert "the loss is nan" in app.panel.status.value and "#b00" in app.panel.status.value
+    assert all(torch.isfinite(p).all() for p in app.trainer.model.parameters())
+    assert not app.panel.start.disabled
+
+
+def test_a_missing_dataset_is_reported_and_the_run_is_kept(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DATA", str(tmp_path))
+    before = app.trainer
+    app.panel.dataset.value = "mnist"
+    app.panel.start.click()
+    assert "mnist: dataset not found" in app.panel.status.value
+    assert app.trainer is before and not app.background.running
+
+
+def test_changing_the_latent_size_starts_a_new_run_with_matching_views(app):
+    app.panel.latent_dim.value = 4
+    app.panel.steps.value = 20
+    app.panel.start.click()
+    app.join(timeout=60)
+    app.refresh(timeout=5)
+    assert app.trainer.config.latent_dim == 4 and app.trainer.step == 20
+    assert app.editor.latent_dim == 4 and app.trainer.prior.dim == 4
+    assert len(app.latent.marginal_sources) == 4 and app.last_snapshot.codes.shape[1] == 4
+
+
+def test_clicking_a_code_shows_its_traversals(app):
+    app.latent.code_source.selected.indices = [7]
+    snapshot = app.refresh(timeout=5)
+    assert snapshot.selected == 7 and "probe image 7" in app.traversals.title.value
+
+
+def test_colour_and_projection_controls_redraw_the_scatter(app):
+    app.latent.colour.value = "label"
+    np.testing.assert_array_equal(app.latent.code_source.data["c"], app.background.probe.labels)
+    app.latent.projection.value = "PCA"
+    x, y = np.asarray(app.latent.code_source.data["x"]), np.asarray(app.latent.code_source.data["y"])
+    assert abs(x.mean()) < 1e-4 and x.var() >= y.var()
+    app.latent.projection.value = "pair"
+    app.latent.x_dim.value, app.latent.y_dim.value = 2, 0
+    np.testing.assert_allclose(app.latent.code_source.data["x"], app.last_snapshot.codes[:, 2])
+
+
+def test_save_then_reopen_from_the_checkpoint(app, digits, tmp_path):
+    app.panel.steps.value = 30
+    app.panel.start.click()
+    app.join(timeout=60)
+    app.panel.out.value = str(tmp_path / "run")
+    app.panel.save.click()
+    app.refresh(timeout=5)
+    assert "saved" in app.panel.status.value
+    reopened = explorer.Explorer.from_checkpoint(tmp_path / "run", refresh_hz=None, probe_size=256)
+    try:
+        assert reopened.trainer.step == 30 and reopened.last_snapshot.step == 30
+        assert reopened.panel.out.value == str(tmp_path / "run")
+        np.testing.assert_allclose(reopened.last_snapshot.codes, app.last_snapshot.codes, atol=1e-5)
+    finally:
+        reopened.close()
+
+
+def test_opens_a_run_trained_from_the_command_line(digits, tmp_path):
+    from explorer.cli import main
+
+    assert main(["train", "--dataset", "digits", "--objective", "beta-vae", "--latent-dim", "2", "--steps", "20",
+                 "--batch-size", "32", "--out", str(tmp_path / "cli")]) == 0
+    app = explorer.Explorer.from_checkpoint(tmp_path / "cli", refresh_hz=None, probe_size=128)
+    try:
+        assert app.trainer.step == 20 and app.trainer.config.objective == "beta-vae"
+        assert app.panel.objective.value == "beta-vae" and app.panel.weight.description == "beta"
+        assert app.last_snapshot.codes.shape == (128, 2)
+    finally:
+        app.close()
+
+
+def test_the_consumer_thread_applies_snapshots_while_training(digits):
+    config = dataclasses.replace(CONFIG, steps=100_000)
+    app = explorer.Explorer(config, dataset=digits, probe_size=256, refresh_hz=5)
+    try:
+        app.panel.start.click()
+        wait_until(lambda: app.last_snapshot is not None and app.last_snapshot.step > 50)
+        assert max(app.latencies) < 1.0
+    finally:
+        app.close()
+    assert not any(t.name in ("explorer-trainer", "explorer-consumer") and t.is_alive() for t in threading.enumerate())
+
+
+def test_trainer_is_reused_until_a_setting_changes(app):
+    first = app.trainer
+    app.panel.steps.value = 10
+    app.panel.start.click()
+    app.join(timeout=30)
+    app.panel.steps.value = 20
+    app.panel.start.click()
+    app.join(timeout=30)
+    assert app.trainer is first and first.step == 20
+    assert isinstance(first, Trainer)

@@ -1,0 +1,289 @@
+"""PriorEditor driven through its real callbacks: widget values set, buttons clicked, sketch sources edited."""
+
+import asyncio
+import html
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.priors import (
+    Empirical,
+    Gaussian,
+    GaussianMixture,
+    Laplace,
+    Product,
+    SketchedDensity,
+    SketchedPoints,
+    Uniform,
+    dsprites_hybrid,
+    from_dict,
+)
+from explorer.widgets.prior_editor import PARAMS, PriorEditor
+
+
+def draw(prior, n=20_000):
+    return prior.sample(n, torch.Generator().manual_seed(1)).double()
+
+
+@pytest.fixture
+def editor():
+    editor = PriorEditor(3)
+    editor.calls = []
+    editor.on_change(editor.calls.append)
+    return editor
+
+
+def shown(editor):
+    """The message's text, as the user reads it."""
+    return html.unescape(re.sub("<[^>]*>", "", editor.message.value))
+
+
+def block_on(prior, dims):
+    return next(block for block_dims, block in prior.blocks if block_dims == dims)
+
+
+def test_starts_standard_gaussian_with_a_preview():
+    editor = PriorEditor(3, preview_n=500)
+    assert editor.prior == Gaussian(3)
+    assert editor.message.value == ""
+    assert len(editor.pad.scatter_source.data["x"]) == 500
+    assert max(editor.pad.pdf_source.data["y"]) == pytest.approx(1 / np.sqrt(2 * np.pi), rel=0.01)
+    assert sum(editor.pad.hist_source.data["top"] * np.diff(editor.pad.hist_source.data["left"])[0]) > 0.95
+
+
+def test_std_slider_changes_the_prior_its_samples_and_the_preview(editor):
+    editor.dim_select.value = 1
+    editor.sliders["std"].value = 2.0
+    assert editor.texts["std"].value == 2.0
+    assert editor.prior == Gaussian(3, std=[1.0, 2.0, 1.0])  # all dimensions Gaussian: one Gaussian prior
+    assert editor.calls == [editor.prior]
+    assert draw(editor.prior).std(0).tolist() == pytest.approx([1.0, 2.0, 1.0], rel=0.03)
+    assert np.std(editor.pad.scatter_source.data["y"]) == pytest.approx(2.0, rel=0.1)  # pair (z0, z1)
+    assert max(editor.pad.pdf_source.data["y"]) == pytest.approx(1 / (2 * np.sqrt(2 * np.pi)), rel=0.01)
+
+
+def test_text_takes_a_value_beyond_the_slider_range(editor):
+    editor.texts["mean"].value = 25.0
+    assert editor.sliders["mean"].value == editor.sliders["mean"].max
+    assert editor.prior == Gaussian(3, mean=[25.0, 0.0, 0.0])
+    assert draw(editor.prior)[:, 0].mean().item() == pytest.approx(25.0, abs=0.05)
+
+
+def test_invalid_uniform_range_shows_the_message_and_keeps_the_last_valid_prior(editor):
+    editor.family_select.value = "uniform"
+    valid, calls = editor.prior, len(editor.calls)
+    assert block_on(valid, (0,)) == Uniform(1, -1.0, 1.0)
+    editor.texts["low"].value = 2.0  # high is 1
+    assert "z0: Uniform: low must be < high, got low=2.0, high=1.0" in shown(editor)
+    assert "color: #c0392b" in editor.message.value  # in red
+    assert editor.prior is valid and len(editor.calls) == calls
+    editor.sliders["high"].value = 3.0
+    assert editor.message.value == ""
+    assert block_on(editor.prior, (0,)) == Uniform(1, 2.0, 3.0)
+    assert editor.calls[-1] == editor.prior and len(editor.calls) == calls + 1
+    z0 = draw(editor.prior)[:, 0]
+    assert 2.0 <= z0.min() and z0.max() <= 3.0 and z0.mean().item() == pytest.approx(2.5, abs=0.01)
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0])
+def test_non_positive_std_typed_is_refused(editor, std):
+    editor.texts["std"].value = std
+    assert f"z0: Gaussian: std must be > 0, got {std!r}" in shown(editor)
+    assert editor.prior == Gaussian(3) and editor.calls == []
+    editor.sliders["std"].value = 0.5
+    assert editor.message.value == ""
+    assert editor.prior == Gaussian(3, std=[0.5, 1.0, 1.0]) and editor.calls == [editor.prior]
+
+
+def test_apply_to_all_gives_one_family(editor):
+    editor.apply_all.value = True
+    editor.family_select.value = "laplace"
+    editor.sliders["scale"].value = 0.5
+    assert editor.prior == Laplace(3, 0.0, 0.5)
+    assert draw(editor.prior).std(0).tolist() == pytest.approx([0.5 * np.sqrt(2)] * 3, rel=0.03)
+    assert editor.calls == [Laplace(3), Laplace(3, 0.0, 0.5)]
+
+
+def test_bimodal_mixture(editor):
+    editor.dim_select.value = 2
+    editor.family_select.value = "bimodal"
+    for name, value in {"mode1": -3.0, "mode2": 3.0, "mode_std": 0.5, "weight": 0.25}.items():
+        editor.texts[name].value = value
+    assert block_on(editor.prior, (2,)) == GaussianMixture([-3.0, 3.0], 0.5, [0.25, 0.75])
+    z2 = draw(editor.prior)[:, 2]
+    assert (z2 < 0).double().mean().item() == pytest.approx(0.25, abs=0.01)
+    assert z2.mean().item() == pytest.approx(1.5, abs=0.05)
+    valid = editor.prior
+    editor.texts["weight"].value = 1.5
+    assert "z2: GaussianMixture: weights must be >= 0" in shown(editor)
+    assert editor.prior is valid
+
+
+def test_presets(editor):
+    editor.texts["std"].value = 3.0
+    editor.preset_buttons["Uniform [-1, 1]"].click()
+    assert editor.prior == Uniform(3)
+    assert editor.family_select.value == "uniform"
+    editor.preset_buttons["Standard Gaussian"].click()
+    assert editor.prior == Gaussian(3)
+    assert editor.texts["std"].value == 1.0
+    assert editor.calls == [Gaussian(3, std=[3.0, 1.0, 1.0]), Uniform(3), Gaussian(3)]
+    editor.preset_buttons["dSprites hybrid"].click()  # a 5-dimensional prior
+    assert "dSprites hybrid: this preset has 5 dimensions, the latent space has 3" in shown(editor)
+    assert editor.prior == Gaussian(3) and len(editor.calls) == 3
+
+
+def test_dsprites_preset_round_trips_through_the_controls():
+    editor = PriorEditor(5)
+    editor.preset_buttons["dSprites hybrid"].click()
+    assert editor.prior == dsprites_hybrid()
+    shown = []
+    for i in range(5):
+        editor.dim_select.value = i
+        family = editor.family_select.value
+        shown.append((family, *(editor.texts[name].value for name in PARAMS[family])))
+    assert shown == [("uniform", -5.0, 5.0), ("gaussian", 0.0, 2.0), ("bimodal", -5.0, 5.0, 5.0, 0.5),
+                     ("bimodal", -10.0, 10.0, 1.0, 0.5), ("bimodal", -10.0, 10.0, 1.0, 0.5)]
+    editor.sliders["mode_std"].value = 2.0  # z4; then back: the prior rebuilt from the controls
+    editor.sliders["mode_std"].value = 1.0
+    assert editor.prior == dsprites_hybrid()
+    assert from_dict(editor.prior.to_dict()) == editor.prior
+
+
+def test_set_prior_keeps_blocks_the_controls_cannot_show(editor):
+    correlated = Gaussian(2, cov=[[1.0, 0.5], [0.5, 1.0]])
+    prior = Product([([0, 2], correlated), ([1], Product([([0], Laplace(1, 1.0, 2.0))]))])
+    editor.set_prior(prior)
+    assert editor.prior is prior and editor.calls == [prior]
+    assert editor.family_select.value == "fixed"
+    assert "Gaussian on z0, z2" in editor.family_select.label
+    editor.dim_select.value = 1
+    assert (editor.family_select.value, editor.texts["loc"].value, editor.texts["scale"].value) == ("laplace", 1, 2)
+    editor.dim_select.value = 2
+    editor.family_select.value = "uniform"  # splits the correlated block into z0's and z2's own settings
+    assert editor.prior == Product([([0], Gaussian(1)), ([1], Laplace(1, 1.0, 2.0)), ([2], Uniform(1))])
+    with pytest.raises(ValueError, match="dim 3"):
+        editor.set_prior(Gaussian(2))
+    empirical = Product([([0], Empirical([[0.0], [1.0]])), ([1, 2], Gaussian(2))])
+    editor.set_prior(empirical)  # no density to overlay: the preview shows the histogram only
+    editor.dim_select.value = 0
+    assert len(editor.pad.pdf_source.data["y"]) == 0 and len(editor.pad.hist_source.data["top"]) > 0
+
+
+def test_drawn_density_curve_becomes_a_sketched_dimension(editor):
+    editor.dim_select.value = 1
+    editor.family_select.value = "sketched"  # nothing drawn yet
+    assert "z1: sketched: draw a density curve" in shown(editor)
+    assert editor.prior == Gaussian(3) and editor.calls == []
+    # one stroke drawn right to left and back: sorted by z, repeated z averaged (z=2: (1.5 + 2.5) / 2)
+    editor.pad.curve_source.data = {"xs": [[3.0, 1.0, 0.0, 2.0, 4.0, 2.0]], "ys": [[1.0, 1.0, 0.0, 1.5, 0.0, 2.5]]}
+    assert editor.message.value == ""
+    block = block_on(editor.prior, (1,))
+    assert block == SketchedDensity([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 1.0, 0.0])
+    assert editor.calls == [editor.prior]
+    z1 = draw(editor.prior)[:, 1]  # the triangular density on [0, 4]
+    assert 0 <= z1.min() and z1.max() <= 4
+    assert (z1.mean().item(), z1.std().item()) == pytest.approx((2.0, np.sqrt(2 / 3)), abs=0.02)
+    assert max(editor.pad.pdf_source.data["y"]) == pytest.approx(0.5, rel=0.01)  # preview overlays its density
+    refused = [([0.0, 1.0, -0.5], "density must be >= 0"), ([0.0, 0.0, 0.0], "density must be > 0 somewhere")]
+    for ys, error in refused:
+        editor.pad.curve_source.data = {"xs": [[0.0, 1.0, 2.0]], "ys": [ys]}
+        assert f"z1: SketchedDensity: {error}" in shown(editor)
+        assert block_on(editor.prior, (1,)) == block
+        assert len(editor.calls) == 1
+    editor.pad.curve_source.data = {"xs": [[0.0, 1.0]], "ys": [[1.0, 1.0]]}
+    assert editor.message.value == ""
+    assert block_on(editor.prior, (1,)) == SketchedDensity([0.0, 1.0], [1.0, 1.0])
+    editor.dim_select.value = 0
+    editor.sliders["mean"].value = 1.0  # a curve edit now leaves z0 (not sketched) alone
+    editor.pad.curve_source.data = {"xs": [[0.0, 5.0]], "ys": [[1.0, 1.0]]}
+    assert block_on(editor.prior, (1,)) == SketchedDensity([0.0, 1.0], [1.0, 1.0])
+    editor.dim_select.value = 1  # shows z1's curve on the pad
+    assert [values.tolist() for values in editor.pad.curve()] == [[0.0, 1.0], [1.0, 1.0]]
+
+
+def test_drawn_points_become_a_joint_sketched_block():
+    editor = PriorEditor(4)
+    calls = []
+    editor.on_change(calls.append)
+    editor.pair_x.value, editor.pair_y.value = 1, 3
+    points = np.array([[3.0, -2.0], [3.5, -1.5], [2.5, -2.5], [-3.0, 2.0], [-3.5, 1.5], [-2.5, 2.5]])
+    editor.pad.points_source.data = {"x": points[:, 0].tolist(), "y": points[:, 1].tolist()}
+    assert calls == []  # drawing alone changes nothing until the points are used
+    editor.use_points_button.click()
+    block = block_on(editor.prior, (1, 3))
+    assert isinstance(block, SketchedPoints) and block.points.tolist() == points.tolist()
+    assert calls == [editor.prior]
+    z = draw(editor.prior)
+    nearest = torch.cdist(z[:, [1, 3]], torch.from_numpy(points)).min(1).values
+    assert nearest.quantile(0.99).item() < 4 * block.bandwidth.max().item()
+    assert z[:, [1, 3]].mean(0).tolist() == pytest.approx([0.0, 0.0], abs=0.1)
+    assert z[:, [0, 2]].std(0).tolist() == pytest.approx([1.0, 1.0], rel=0.03)
+    assert np.mean(editor.pad.scatter_source.data["x"] > 0) == pytest.approx(0.5, abs=0.05)  # preview: z1
+
+    editor.pad.strokes_source.data = {"xs": [[0.0, 0.5]], "ys": [[0.0, 0.5]]}  # later edits update the block
+    assert block_on(editor.prior, (1, 3)).points.tolist() == [*points.tolist(), [0.0, 0.0], [0.5, 0.5]]
+    assert len(calls) == 2
+    editor.dim_select.value = 3
+    assert editor.family_select.value == "fixed"
+    editor.family_select.value = "gaussian"  # splits the block
+    assert editor.prior == Gaussian(4)
+
+
+def test_invalid_point_sketches_are_refused():
+    editor = PriorEditor(2)
+    calls = []
+    editor.on_change(calls.append)
+    editor.use_points_button.click()
+    assert "sketch pad: SketchedPoints: points must be a non-empty 2-D array" in shown(editor)
+    editor.pad.points_source.data = {"x": [1.0], "y": [2.0]}  # one point: no spread for a bandwidth
+    editor.use_points_button.click()
+    assert "SketchedPoints: bandwidth must be > 0" in shown(editor)
+    editor.pair_y.value = 0
+    editor.use_points_button.click()
+    assert "choose two different dimensions" in shown(editor)
+    assert editor.prior == Gaussian(2) and calls == []
+    editor.pair_y.value = 1
+    editor.pad.points_source.data = {"x": [1.0, 2.0], "y": [2.0, 0.0]}
+    editor.use_points_button.click()
+    assert editor.message.value == "" and isinstance(editor.prior, SketchedPoints) and len(calls) == 1
+
+
+def test_browser_edit_arrives_through_jupyter_bokeh():
+    """jupyter_bokeh applies a browser edit and then runs the source's callbacks again: one new prior."""
+    editor = PriorEditor(2)
+    editor.pad.points_source.data = {"x": [0.0, 1.0], "y": [0.0, 1.0]}
+    editor.use_points_button.click()
+    calls = []
+    editor.on_change(calls.append)
+    entries = [["x", [0.0, 1.0, 2.0]], ["y", [0.0, 1.0, 0.0]]]
+    model = editor.pad.widget
+    model._sync_model(model, {"event": "jsevent", "kind": "ModelChanged", "model": {"id": editor.pad.points_source.id},
+                              "attr": "data", "new": {"type": "map", "entries": entries}}, [])
+    assert len(calls) == 1 and calls[0].points.tolist() == [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]
+
+
+def test_preview_redraws_at_most_once_per_interval_under_an_event_loop():
+    async def drag():
+        editor = PriorEditor(2)
+        redraws = []
+        editor.pad.scatter_source.on_change("data", lambda attr, old, new: redraws.append(1))
+        priors = []
+        editor.on_change(priors.append)
+        for std in np.linspace(1.05, 3.0, 40):
+            editor.sliders["std"].value = float(std)
+        assert len(priors) == 40 and len(redraws) <= 1  # every prior, not every redraw
+        await asyncio.sleep(0.3)
+        assert len(redraws) <= 2
+        return np.std(editor.pad.scatter_source.data["x"])
+
+    assert asyncio.run(drag()) == pytest.approx(3.0, rel=0.1)  # the last value is shown
+
+
+def test_one_dimension():
+    editor = PriorEditor(1, prior=Laplace(1))
+    assert editor.prior == Laplace(1) and editor.pad.pair is None
+    editor.family_select.value = "uniform"
+    assert editor.prior == Uniform(1)
