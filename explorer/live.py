@@ -116,9 +116,13 @@ class SnapshotQueue:
 
 
 class Probe:
-    """A fixed set of dataset images the live view follows: codes, reconstructions and traversals."""
+    """A fixed set of dataset images the live view follows: codes, reconstructions and traversals.
 
-    def __init__(self, trainer: Trainer, size: int = 512, seed: int = 0) -> None:
+    `refresh` re-encodes ``part`` of the rows per call, round robin (all of them at the first call), so that a
+    snapshot's cost stays small while training runs: a code is at most ``1 / part`` snapshots old.
+    """
+
+    def __init__(self, trainer: Trainer, size: int = 512, seed: int = 0, part: float = 0.25) -> None:
         dataset = trainer.dataset
         size = min(size, len(dataset))
         self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
@@ -126,14 +130,27 @@ class Probe:
         self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
         self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
         self.factor_names = dataset.factor_names
+        self.chunk = max(1, round(size * part))
+        self._codes: torch.Tensor | None = None
+        self._next = 0
 
     def __len__(self) -> int:
         return len(self.index)
 
     @torch.no_grad()
-    def encode(self, model: AutoEncoder) -> torch.Tensor:
+    def encode(self, model: AutoEncoder, rows: slice = slice(None)) -> torch.Tensor:
         device = next(model.parameters()).device
-        return model.encode(self.images.to(device).float().div_(255)).cpu()
+        return model.encode(self.images[rows].to(device).float().div_(255)).cpu()
+
+    def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
+        """The probe's codes [n, d], with the next chunk of rows (or all of them) encoded by ``model`` now."""
+        if self._codes is None or everything:
+            self._codes, self._next = self.encode(model), 0
+            return self._codes.clone()
+        rows = slice(self._next, min(self._next + self.chunk, len(self)))
+        self._codes[rows] = self.encode(model, rows)
+        self._next = rows.stop % len(self)
+        return self._codes.clone()
 
 
 class BackgroundTrainer(Callback):
@@ -282,7 +299,7 @@ class BackgroundTrainer(Callback):
         finally:
             self._run_commands()
             try:
-                self._publish()
+                self._publish(complete=True)
             except Exception as error:  # a failed snapshot must not hide how training ended
                 self.error, self.state = self.error or error, "failed"
                 self.message, self.message_is_error = self.message or str(error), True
@@ -309,19 +326,21 @@ class BackgroundTrainer(Callback):
             except queue.Empty:
                 return
 
-    def _publish(self) -> Snapshot:
+    def _publish(self, complete: bool = False) -> Snapshot:
         started = time.perf_counter()
-        snapshot = self.take_snapshot()
+        snapshot = self.take_snapshot(complete)
         self.snapshots.put(snapshot)
         self._snapshot_at = time.perf_counter()
         self._snapshot_cost = self._snapshot_at - started - (self._lps_cost if self._lps_at >= started else 0.0)
         return snapshot
 
-    def take_snapshot(self) -> Snapshot:
-        """The current state as a `Snapshot` (call between steps: it reads the model)."""
+    def take_snapshot(self, complete: bool = False) -> Snapshot:
+        """The current state as a `Snapshot` (call between steps: it reads the model).
+
+        While training runs, only part of the probe is re-encoded (see `Probe.refresh`) unless ``complete``."""
         trainer, model = self.trainer, self.trainer.model
         prior = trainer.prior or standard_normal(trainer.config.latent_dim)
-        codes = self.probe.encode(model)
+        codes = self.probe.refresh(model, everything=complete or not self.running)
         generator = torch.Generator().manual_seed(trainer.step)
         prior_sample = prior.sample(len(codes), generator).numpy()
         now = time.perf_counter()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 import time
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import explorer
 from explorer.data import load_dataset
@@ -42,7 +44,8 @@ def test_opens_showing_the_untrained_model(app):
     assert len(app.latent.code_source.data["x"]) == 256 and len(app.latent.prior_source.data["x"]) == 256
     assert len(app.latent.marginal_sources) == 3
     assert len(app.latent.cov_source.data["value"]) == 9
-    assert bytes(app.traversals.image.value).startswith(b"\x89PNG")
+    png = Image.open(io.BytesIO(app.traversals.image.value))
+    assert png.size == ((7 + 2) * (8 + 2) * 6 + 4 * 6, 3 * (8 + 2) * 6)  # 3 rows of 2 + 7 tiles, 8 px scaled 6x
     assert "step 0 / 150" in app.panel.stats.value
     assert not app.panel.start.disabled and app.panel.pause.disabled and app.panel.stop.disabled
 

@@ -152,7 +152,7 @@ def test_snapshots_cost_at_most_their_budget(digits):
     background = make_background(digits, steps=400, snapshot_interval=0.0, budget=0.05)
     taken = []
     original = background.take_snapshot
-    background.take_snapshot = lambda: taken.append(time.perf_counter()) or original()
+    background.take_snapshot = lambda complete=False: taken.append(time.perf_counter()) or original(complete)
     background.start()
     background.join(timeout=60)
     # with no minimum interval, the spacing is set by the measured cost: ~20x the snapshot's own time
@@ -179,3 +179,21 @@ def test_traversal_rows_vary_only_their_dimension(digits):
     with torch.no_grad():
         expected = (model.decode(z[None]).clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(grid[1, 4], expected)
+
+
+def test_the_probe_re_encodes_a_chunk_per_snapshot_round_robin(digits):
+    background = make_background(digits)
+    probe, model = background.probe, background.trainer.model
+    first = probe.refresh(model)
+    assert probe.chunk == 64 and first.shape == (256, 3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)
+    fresh = probe.encode(model)
+    second = probe.refresh(model)
+    torch.testing.assert_close(second[:64], fresh[:64])
+    torch.testing.assert_close(second[64:], first[64:])
+    for _ in range(3):
+        latest = probe.refresh(model)
+    torch.testing.assert_close(latest, fresh)
+    torch.testing.assert_close(probe.refresh(model, everything=True), fresh)

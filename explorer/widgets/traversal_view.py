@@ -10,28 +10,28 @@ from PIL import Image
 
 from explorer.live import TRAVERSAL_QUANTILES, Snapshot
 
-CELL = 56  # pixels per decoded image on screen
-GAP = 8
+CELL = 48  # at least this many screen pixels per decoded image (integer upscaling)
+GAP = 2
 
 
 def traversal_png(snapshot: Snapshot, cell: int = CELL) -> bytes:
     """One PNG: per row, the selected image and its reconstruction, a gap, then that dimension's traversal."""
-    d, k, *_, c = snapshot.traversals.shape
-    canvas = np.full((d * (cell + 2), (k + 2) * (cell + 2) + GAP, 3), 255, np.uint8)
+    d, k, h, w, c = snapshot.traversals.shape
+    canvas = np.full((d * (h + GAP), (k + 2) * (w + GAP) + 2 * GAP, c), 255, np.uint8)
 
     def paste(image: np.ndarray, r: int, col: int) -> None:
-        tile = np.asarray(Image.fromarray(image[..., 0] if c == 1 else image).convert("RGB").resize(
-            (cell, cell), Image.NEAREST))
-        x = col * (cell + 2) + (GAP if col >= 2 else 0)
-        canvas[r * (cell + 2) : r * (cell + 2) + cell, x : x + cell] = tile
+        x = col * (w + GAP) + (2 * GAP if col >= 2 else 0)
+        canvas[r * (h + GAP) : r * (h + GAP) + h, x : x + w] = image
 
     paste(snapshot.original, 0, 0)
     paste(snapshot.reconstruction, 0, 1)
     for i in range(d):
         for j in range(k):
             paste(snapshot.traversals[i, j], i, j + 2)
+    scale = max(1, -(-cell // h))
+    canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
     buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, format="PNG")
+    Image.fromarray(canvas[..., 0] if c == 1 else canvas).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
