@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
+import math
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from explorer.live import BackgroundTrainer, Snapshot
 from explorer.objectives import OBJECTIVES
 from explorer.priors import Prior
 from explorer.training import TrainConfig, Trainer
+from explorer.widgets.bokehjs import bokehjs_loader
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
@@ -73,7 +75,7 @@ class Explorer:
         self._editor_box, self._views_box = widgets.Box(), widgets.VBox()
         self.tabs = widgets.Tab([self.panel.widget, self._editor_box], titles=("Train", "Prior"),
                                 layout={"width": "470px"})
-        self.widget = widgets.HBox([self.tabs, self._views_box])
+        self.widget = self._views_box
         self._use(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
         self._closed = threading.Event()
         self._consumer: threading.Thread | None = None
@@ -89,8 +91,11 @@ class Explorer:
         """Open a run folder written by `Trainer.save` or the command line, to inspect it or train it further."""
         return cls(trainer=Trainer.resume(path), **kwargs)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(bokehjs_loader())  # before the first Bokeh view: BokehJS, offline
+        display(self.widget)
 
     # ------------------------------------------------------------------ runs
 
@@ -117,10 +122,18 @@ class Explorer:
         self.lps = LPSView(d)
         self.traversals = TraversalView()
         self._editor_box.children = [self.editor.widget]
-        self._views_box.children = [self.latent.widget, widgets.HBox([self.lps.widget, self.traversals.widget])]
+        wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
+        self._views_box.children = [
+            widgets.HBox([self.tabs, self.latent.widget], layout=wrap),
+            widgets.HBox([self.latent.structure], layout=wrap),
+            widgets.HBox([self.lps.widget, self.traversals.widget], layout=wrap),
+        ]
         self.background.publish()
 
-    def _on_setting(self, _change: object) -> None:
+    def _on_setting(self, change: dict[str, Any]) -> None:
+        old, new = change["old"], change["new"]
+        if isinstance(new, float) and isinstance(old, float) and math.isclose(old, new, rel_tol=0.05):
+            return  # a log slider's front end snapping the value to its step, not a new setting
         self._settings_changed = True
         with self.lock:
             self.panel.show("Settings changed: Start begins a new run with them.")

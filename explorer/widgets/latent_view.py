@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
-from bokeh.layouts import column, gridplot, row
+from bokeh.layouts import gridplot, row
 from bokeh.models import ColumnDataSource, LinearColorMapper, TapTool
 from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
@@ -49,14 +49,17 @@ class LatentView:
         self._umap_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-umap")
         self._umap_result: tuple[int, np.ndarray, np.ndarray] | None = None
         dims = [(f"z{i}", i) for i in range(latent_dim)]
-        self.x_dim = widgets.Dropdown(options=dims, value=0, description="x", layout={"width": "140px"})
-        self.y_dim = widgets.Dropdown(options=dims, value=min(1, latent_dim - 1), description="y",
-                                      layout={"width": "140px"})
+        small = {"width": "110px"}
+        self.x_dim = widgets.Dropdown(options=dims, value=0, description="x", layout=small,
+                                      style={"description_width": "20px"})
+        self.y_dim = widgets.Dropdown(options=dims, value=min(1, latent_dim - 1), description="y", layout=small,
+                                      style={"description_width": "20px"})
         self.projection = widgets.ToggleButtons(options=PROJECTIONS, value="pair", description="view")
         self.projection.style.button_width = "60px"
         colours = ["none"] + (["label"] if probe.labels is not None else []) + list(probe.factor_names)
         self.colour = widgets.Dropdown(options=colours, value=colours[1] if len(colours) > 1 else "none",
-                                       description="colour", layout={"width": "200px"})
+                                       description="colour", layout={"width": "200px"},
+                                       style={"description_width": "50px"})
         self.note = widgets.HTML()
         for control in (self.x_dim, self.y_dim, self.projection, self.colour):
             control.observe(self._redraw, names="value")
@@ -64,7 +67,7 @@ class LatentView:
         self.prior_source = ColumnDataSource({"x": [], "y": []})
         self.code_source = ColumnDataSource({"x": [], "y": [], "c": [], "index": []})
         self.mapper = LinearColorMapper(palette=Viridis256)
-        self.scatter = figure(width=420, height=380, title="codes (colour) over prior samples (grey)",
+        self.scatter = figure(width=440, height=400, title="codes (colour) over prior samples (grey)",
                               tools="pan,wheel_zoom,box_zoom,reset", match_aspect=True)
         self.scatter.scatter("x", "y", source=self.prior_source, color=PRIOR_COLOR, alpha=0.35, size=4,
                              legend_label="prior")
@@ -78,7 +81,7 @@ class LatentView:
         self.marginal_sources = []
         marginals = []
         for i in range(latent_dim):
-            fig = figure(width=150, height=110, title=f"z{i}", toolbar_location=None, tools="")
+            fig = figure(width=140, height=110, title=f"z{i}", toolbar_location=None, tools="")
             fig.yaxis.visible = False
             codes_hist = ColumnDataSource({"left": [], "right": [], "top": []})
             prior_hist = ColumnDataSource({"x": [], "y": []})
@@ -98,10 +101,12 @@ class LatentView:
         self.covariance.text("i", "j", text="text", source=self.cov_source, text_align="center",
                              text_baseline="middle", text_font_size="9pt")
 
+        self.plots = BokehModel(self.scatter)
+        self.plots.add_class("explorer-latent")
         grid = gridplot(marginals, ncols=min(latent_dim, 4), toolbar_location=None)
-        self.plots = BokehModel(row(self.scatter, column(grid, self.covariance)))
-        controls = widgets.HBox([self.projection, self.x_dim, self.y_dim, self.colour])
-        self.widget = widgets.VBox([controls, self.note, self.plots])
+        self.structure = BokehModel(row(grid, self.covariance))
+        controls = widgets.VBox([self.projection, widgets.HBox([self.x_dim, self.y_dim, self.colour])])
+        self.widget = widgets.VBox([controls, self.note, self.plots])  # the scatter; `structure` goes below
 
     def update(self, snapshot: Snapshot) -> None:
         """Show ``snapshot`` (call with the lock held)."""

@@ -9,7 +9,7 @@ import inspect
 from typing import Any
 
 import ipywidgets as widgets
-from bokeh.layouts import row
+from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -62,19 +62,25 @@ class TrainingPanel:
             current = config.dataset
             datasets[current] = (config.dataset, dict(config.dataset_options))
         self._datasets = datasets
-        narrow = {"width": "260px"}
-        self.dataset = widgets.Dropdown(options=list(datasets), value=current, description="dataset", layout=narrow)
+        narrow = {"width": "290px"}
+        style = {"description_width": "90px"}
+        self.dataset = widgets.Dropdown(options=list(datasets), value=current, description="dataset", style=style,
+                                        layout=narrow)
         self.objective = widgets.Dropdown(options=[(v, k) for k, v in OBJECTIVE_LABELS.items()],
-                                          value=config.objective, description="objective", layout=narrow)
-        self.latent_dim = widgets.IntSlider(value=config.latent_dim, min=1, max=16, description="latent size")
-        self.weight = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.05, description="lam")
+                                          value=config.objective, description="objective", style=style,
+                                          layout=narrow)
+        self.latent_dim = widgets.IntSlider(value=config.latent_dim, min=1, max=16, description="latent size",
+                                            style=style)
+        self.weight = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.05, description="lam",
+                                             style=style)
         self.lr = widgets.FloatLogSlider(value=config.lr, base=10, min=-5, max=-1.5, step=0.1, readout_format=".1e",
-                                         description="learning rate")
+                                         description="learning rate", style=style)
         self.batch_size = widgets.Dropdown(options=sorted({*BATCH_SIZES, config.batch_size}),
-                                           value=config.batch_size, description="batch size", layout=narrow)
-        self.steps = widgets.BoundedIntText(value=config.steps, min=1, max=10**7, description="steps",
+                                           value=config.batch_size, description="batch size", style=style,
+                                           layout=narrow)
+        self.steps = widgets.BoundedIntText(value=config.steps, min=1, max=10**7, description="steps", style=style,
                                             layout=narrow)
-        self.out = widgets.Text(value="runs/explorer", description="save to", layout=narrow)
+        self.out = widgets.Text(value="runs/explorer", description="save to", style=style, layout=narrow)
         self._show_weight(config.objective, config.objective_options)
         # changing any of these means a new model: the app starts a new run with them
         self.run_settings = (self.dataset, self.objective, self.latent_dim, self.weight, self.lr, self.batch_size)
@@ -160,9 +166,9 @@ class TrainingPanel:
             self._loss_source = ColumnDataSource({"step": [], **{t: [] for t in terms}})
             figures = []
             for term, colour in zip(terms, Category10_10, strict=False):
-                fig = figure(width=180, height=150, title=term, toolbar_location=None, tools="",
+                fig = figure(width=150, height=130, title=term, toolbar_location=None, tools="",
                              y_axis_type="log" if term in ("loss", "recon") else "linear")
                 fig.line("step", term, source=self._loss_source, color=colour, line_width=1.5)
                 figures.append(fig)
-            self.losses.children = [BokehModel(row(*figures))]
+            self.losses.children = [BokehModel(gridplot(figures, ncols=3, toolbar_location=None))]
         self._loss_source.data = {"step": snapshot.history_steps, **snapshot.history}

@@ -1,0 +1,33 @@
+"""BokehJS for JupyterLab without internet and without an 8 MB notebook.
+
+jupyter_bokeh's `BokehModel` needs a global ``window.Bokeh`` that its lab extension does not ship, and
+``bokeh.io.output_notebook()`` fetches it from a CDN (offline: no plots) or inlines every component twice
+(8 MB in the saved notebook). Instead the core bundle of the installed bokeh is put, once per page, into a hidden
+`ipywidgets.Output`: the notebook file stores only a widget reference, and the script lives in the widget's
+state, so plots also come back after a page reload.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import bokeh
+import ipywidgets as widgets
+from bokeh.resources import Resources
+
+LOAD_MIMETYPE = "application/vnd.bokehjs_load.v0+json"  # jupyter_bokeh runs this output's text as a script
+
+
+@functools.cache
+def bokehjs_script() -> str:
+    """The core BokehJS bundle of the installed bokeh, guarded to run once per page."""
+    js = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
+    loaded = f"typeof window.Bokeh !== 'undefined' && window.Bokeh.version === {bokeh.__version__!r}"
+    return f"if (!({loaded})) {{\n{js}\n}}"
+
+
+def bokehjs_loader() -> widgets.Output:
+    """A hidden widget that loads BokehJS when displayed: display it before the first `BokehModel`."""
+    holder = widgets.Output(layout=widgets.Layout(display="none"))
+    holder.outputs = ({"output_type": "display_data", "data": {LOAD_MIMETYPE: bokehjs_script()}, "metadata": {}},)
+    return holder
