@@ -176,6 +176,7 @@ class BackgroundTrainer(Callback):
         self.snapshots = SnapshotQueue(queue_size)
         self.snapshot_interval, self.budget, self.lps_interval = snapshot_interval, budget, lps_interval
         self.selected = 0
+        self.snapshot_seconds = 0.0  # time spent taking snapshots, LPS included (the live view's cost)
         self.state = "idle"
         self.error: BaseException | None = None
         self.message, self.message_is_error = "", False
@@ -331,6 +332,7 @@ class BackgroundTrainer(Callback):
         snapshot = self.take_snapshot(complete)
         self.snapshots.put(snapshot)
         self._snapshot_at = time.perf_counter()
+        self.snapshot_seconds += self._snapshot_at - started
         self._snapshot_cost = self._snapshot_at - started - (self._lps_cost if self._lps_at >= started else 0.0)
         return snapshot
 

@@ -57,6 +57,7 @@ class Explorer:
         self.lock = threading.RLock()
         self.probe_size = probe_size
         self.latencies: collections.deque[float] = collections.deque(maxlen=1000)
+        self.apply_seconds = 0.0  # time the views spent drawing snapshots
         self.last_snapshot: Snapshot | None = None
         self._datasets: dict[str, Dataset] = {}
         if dataset is not None:
@@ -188,12 +189,15 @@ class Explorer:
         with self.lock:
             if snapshot.codes.shape[1] != self.trainer.config.latent_dim:
                 return  # from a run that has just been replaced
+            started = time.perf_counter()
             self.panel.update(snapshot)
             self.latent.update(snapshot)
             self.lps.update(snapshot)
             self.traversals.update(snapshot)
             self.last_snapshot = snapshot
-            self.latencies.append(time.perf_counter() - snapshot.taken_at)
+            now = time.perf_counter()
+            self.apply_seconds += now - started
+            self.latencies.append(now - snapshot.taken_at)
 
     def refresh(self, timeout: float | None = None) -> Snapshot | None:
         """Apply the newest queued snapshot, waiting up to ``timeout`` s for one; returns it (None if none)."""
