@@ -49,7 +49,7 @@ def test_the_explorer_trains_live_in_jupyterlab(tmp_path):
     shutil.copy(NOTEBOOK, tmp_path / "explorer.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
     with running_jupyterlab(tmp_path) as server, headless_chromium() as browser:
-        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        context = browser.new_context(viewport={"width": 1500, "height": 2300})
         network = guard_network(context)
         page = context.new_page()
         try:
@@ -92,6 +92,8 @@ def drive_the_explorer(page) -> None:
     widget_tab(page, "Train").click()
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"))
+    explorer_output = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first
+    explorer_output.screenshot(path=str(ARTIFACTS / "explorer-widget.png"))
     widget_button(page, "Stop").click()
     page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=30_000, polling=250)
 

@@ -16,6 +16,7 @@ import explorer
 from explorer.data import load_dataset
 from explorer.priors import Gaussian
 from explorer.training import TrainConfig, Trainer, TrainingError
+from tests.waiting import wait_until
 
 CONFIG = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=150, batch_size=32, lr=1e-3)
 
@@ -31,12 +32,6 @@ def app(digits):
     yield app
     app.close()
 
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_opens_showing_the_untrained_model(app):
@@ -212,3 +207,16 @@ def test_trainer_is_reused_until_a_setting_changes(app):
     app.join(timeout=30)
     assert app.trainer is first and first.step == 20
     assert isinstance(first, Trainer)
+
+
+@pytest.mark.slow
+def test_umap_runs_off_the_ui_path_and_then_fills_the_scatter(app):
+    started = time.perf_counter()
+    app.latent.projection.value = "UMAP"
+    assert time.perf_counter() - started < 1.0  # the callback only submits the embedding
+    assert "computing" in app.latent.note.value
+    wait_until(lambda: app.latent._umap_result is not None, timeout=240)
+    wait_until(lambda: app.latent.note.value.startswith("UMAP of step"), timeout=10)
+    x = np.asarray(app.latent.code_source.data["x"])
+    assert len(x) == 256 and np.isfinite(x).all()
+    assert not np.allclose(x, app.last_snapshot.codes[:, 0])  # an embedding, not the first coordinate

@@ -15,6 +15,7 @@ from explorer.data import load_dataset
 from explorer.live import BackgroundTrainer, Snapshot, SnapshotQueue, traversal_grid, traversal_values
 from explorer.priors import Gaussian
 from explorer.training import Callback, TrainConfig, Trainer, TrainingError
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,6 @@ def make_background(digits, steps: int = 200, **options) -> BackgroundTrainer:
 def trainer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "explorer-trainer"]
 
-
-def wait_until(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_runs_to_the_end_and_publishes_snapshots(digits):

@@ -48,6 +48,8 @@ class LatentView:
         self._umap: concurrent.futures.Future | None = None
         self._umap_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-umap")
         self._umap_result: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._umap_step: int | None = None
+        self._closed = False
         dims = [(f"z{i}", i) for i in range(latent_dim)]
         small = {"width": "110px"}
         self.x_dim = widgets.Dropdown(options=dims, value=0, description="x", layout=small,
@@ -144,13 +146,15 @@ class LatentView:
         return codes[:, pair], prior[:, pair]
 
     def _umap_projection(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray] | None:
-        """The latest finished UMAP embedding; starts a new one in the worker if none is running."""
-        if self._umap is None or self._umap.done():
-            if self._umap is not None and self._umap.exception() is not None:
-                self.note.value = f"<span style='color:#b00'>UMAP failed: {self._umap.exception()}</span>"
-            step = snapshot.step
+        """The latest finished UMAP embedding; embeds a newer snapshot in the worker when it is free."""
+        idle = self._umap is None or self._umap.done()
+        if idle and self._umap is not None and self._umap.exception() is not None:
+            self.note.value = f"<span style='color:#b00'>UMAP failed: {self._umap.exception()}</span>"
+            return None
+        if idle and snapshot.step != self._umap_step and not self._closed:
+            self._umap_step = step = snapshot.step
             self._umap = self._umap_pool.submit(umap_project, snapshot.codes, snapshot.prior_sample)
-            self._umap.add_done_callback(lambda future, step=step: self._umap_done(future, step))
+            self._umap.add_done_callback(lambda future: self._umap_done(future, step))
         if self._umap_result is None:
             self.note.value = "UMAP: computing (the first call in a process takes about 25 s)"
             return None
@@ -159,7 +163,7 @@ class LatentView:
         return codes, prior
 
     def _umap_done(self, future: concurrent.futures.Future, step: int) -> None:
-        if future.exception() is None:
+        if future.exception() is None and not self._closed:
             self._umap_result = (step, *future.result())
             if self.projection.value == "UMAP":
                 self._redraw()
@@ -198,4 +202,5 @@ class LatentView:
         }
 
     def close(self) -> None:
+        self._closed = True
         self._umap_pool.shutdown(wait=False, cancel_futures=True)

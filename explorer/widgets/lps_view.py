@@ -34,7 +34,7 @@ class LPSView:
         if snapshot.lps is None:
             return
         self.bar_source.data = {"dim": list(self.bar_source.data["dim"]), "r2": snapshot.lps}
-        self.bars.title.text = f"LPS {snapshot.lps_score:.3f} at step {snapshot.lps_step}: R^2 of each dimension"
+        self.bars.title.text = f"LPS {snapshot.lps_score:.3f} (step {snapshot.lps_step}): R^2 per dimension"
         if not self._steps or snapshot.lps_step != self._steps[-1]:
             if self._steps and snapshot.lps_step < self._steps[-1]:  # a new run started
                 self._steps, self._scores = [], []

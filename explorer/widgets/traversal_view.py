@@ -45,8 +45,8 @@ class TraversalView:
             "A probe image and its reconstruction, then row i decodes its code with z<sub>i</sub> set to the "
             f"prior's quantiles ({quantiles}). Click a code in the scatter to start from it."
         )
-        self.image = widgets.Image(format="png")
-        self.widget = widgets.VBox([self.title, caption, self.image])
+        self.image = widgets.Image(format="png", layout={"width": "auto", "max_width": "100%"})
+        self.widget = widgets.VBox([self.title, caption, self.image], layout={"align_items": "flex-start"})
 
     def update(self, snapshot: Snapshot) -> None:
         self.title.value = f"<b>Traversals</b> from probe image {snapshot.selected}"
