@@ -1,4 +1,4 @@
-"""Command line: ``python -m explorer train | evaluate``, for headless runs whose checkpoints the explorer opens."""
+"""Command line: ``python -m explorer train | evaluate | reproduce``; the explorer opens its checkpoints."""
 
 from __future__ import annotations
 
@@ -95,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=int, default=10_000, help="images to encode (at most the dataset size)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sample of images")
     evaluate.add_argument("--root", help="where the dataset lives, if it needs files")
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="reproduce the paper's comparisons",
+        description="kl-failure: train VAE, beta-VAE (beta 4), AE-MMD (Gaussian prior), AE-KLD and AE on the same "
+        "data and budget, evaluate each, and write table.md, table.csv, results.json and figures/ into --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    reproduce.add_argument("experiment", choices=("kl-failure",))
+    reproduce.add_argument("--dataset", default="mnist-5k", help="dataset name")
+    reproduce.add_argument("--dataset-option", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+    reproduce.add_argument("--latent-dim", type=int, default=12)
+    reproduce.add_argument("--steps", type=int, default=2000)
+    reproduce.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1 per model")
+    reproduce.add_argument("--batch-size", type=int, default=64)
+    reproduce.add_argument("--lr", type=float, default=5e-4)
+    reproduce.add_argument("--eval-n", type=int, default=5000, help="images the metrics are computed on")
+    reproduce.add_argument("--all", action="store_true", help="add beta-TCVAE and FactorVAE")
+    reproduce.add_argument("--out", required=True, type=Path, help="folder for the runs, table and figures")
     return parser
 
 
@@ -155,12 +174,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from explorer.progress import ProgressBar
+    from explorer.reproduce import KL_FAILURE, KL_FAILURE_ALL, kl_failure
+
+    kl_failure(args.out, dataset=args.dataset, dataset_options=dict(args.dataset_option),
+               latent_dim=args.latent_dim, steps=args.steps, seeds=range(args.seeds), batch_size=args.batch_size,
+               lr=args.lr, objectives=KL_FAILURE_ALL if args.all else KL_FAILURE, eval_n=args.eval_n,
+               callbacks=[ProgressBar()])
+    print((args.out / "table.md").read_text())
+    print(f"written: {args.out / 'table.md'}, table.csv, results.json, figures/")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m explorer``; returns the exit status."""
     from explorer.checkpoints import CheckpointError
 
     args = build_parser().parse_args(argv)
-    command = {"train": _train, "evaluate": _evaluate}[args.command]
+    command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
     try:
         return command(args)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
