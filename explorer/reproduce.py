@@ -76,7 +76,8 @@ def kl_failure(
                             out / "figures" / f"{objective}-seed{seed}.png")
             rows.append({"objective": objective, "seed": seed, **report["metrics"]})
     summary = summarize(rows)
-    setting = (f"{dataset} {dataset_options or ''}, d = {latent_dim}, {steps} steps of batch {batch_size}, "
+    options = f" {dataset_options}" if dataset_options else ""
+    setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, "
                f"lr {lr}, seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
     (out / "table.md").write_text(markdown_table(summary, setting))
     write_csv(summary, out / "table.csv")
