@@ -137,6 +137,7 @@ class Trainer:
                     gaussian=self.objective.needs_gaussian_encoder,
                 )
             )
+        self.model.init_output_bias(self._channel_means())
         self.model.to(self.device)
         self.objective.to(self.device)
         self.optimizer = torch.optim.Adam(
@@ -160,6 +161,11 @@ class Trainer:
             if key in accepted and key not in options:
                 options[key] = value()
         return build_objective(name, **options)
+
+    def _channel_means(self, n: int = 2048) -> torch.Tensor:
+        """Mean intensity per channel, in [0, 1], of n images drawn with a fixed seed (not the run's generator)."""
+        index = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(0))[:n]
+        return self.dataset.images(index).float().mean(dim=(0, 2, 3)) / 255
 
     def _resident_images(self) -> torch.Tensor | None:
         """The whole dataset as one uint8 tensor on the device, if it is small enough; else None."""

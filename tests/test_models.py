@@ -109,3 +109,14 @@ def test_wrong_input_shapes_are_rejected():
         model.encode(torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="z must have shape"):
         model.decode(torch.rand(2, 4))
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (3, 32, 32), (1, 8, 8)])
+def test_output_bias_starts_the_decoder_at_the_channel_means(shape):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(image_shape=shape, latent_dim=4))
+    means = torch.tensor([0.13, 0.5, 0.8][: shape[0]])
+    model.init_output_bias(means)
+    with torch.no_grad():
+        out = model.decode(torch.randn(64, 4))
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), means, atol=0.05, rtol=0)

@@ -163,3 +163,12 @@ def test_mmd_moves_the_aggregate_posterior_onto_a_uniform_prior_and_plain_ae_doe
     assert mmd_after < 0.2 * mmd_before, result
     assert ae_after > 0.5 * ae_before, result
     assert mmd_after < 0.2 * ae_after, result
+
+
+@pytest.mark.slow
+def test_a_plain_ae_on_mnist_does_not_stall_at_a_black_image():
+    # seed 0 used to saturate the output sigmoid within a few steps and stay at recon ~88 (an all-black image)
+    trainer = Trainer(TrainConfig(dataset="mnist-5k", objective="ae", latent_dim=12, steps=300, batch_size=64,
+                                  seed=0))
+    recon = [trainer.train_step()["recon"] for _ in range(300)]
+    assert sum(recon[-50:]) / 50 < 50, recon[-50:]
