@@ -1,6 +1,10 @@
-"""Reproduction runs of the paper's evidence. `kl_failure`: the objectives of Table 1 trained on one dataset with
-one budget, each evaluated the same way, summarized as a table (mean +- std over seeds) and figures (Figure 1:
-covariance of the codes and each code marginal against the N(0, 1) density).
+"""Reproduction runs of the paper's evidence, each a set of runs trained alike, evaluated the same way and
+summarized as a table (mean +- std over seeds, Markdown and CSV), ``results.json`` and figures (the paper's
+Figure 1 per run: covariance of the codes, and each code marginal against the prior's density).
+
+- `kl_failure`: the objectives of Table 1 on one dataset with one budget.
+- `engineered_priors`: AE-MMD on ``xy`` with a Gaussian, a Uniform and a 2-component mixture prior (Table 2), the
+  dSprites hybrid prior on ``shapes``, and latent copying (an `Empirical` prior made of the hybrid run's codes).
 
 Finished runs in ``out`` are reused (and extended if ``steps`` grew), so an interrupted reproduction continues.
 """
@@ -16,19 +20,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import explorer
 from explorer.checkpoints import META_FILE
 from explorer.data import Dataset, load_dataset
 from explorer.metrics.evaluate import encode_dataset, evaluate
+from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, standard_normal
 from explorer.training import Callback, TrainConfig, Trainer
 
 KL_FAILURE = ("vae", "beta-vae", "mmd", "kld", "ae")
 KL_FAILURE_ALL = (*KL_FAILURE, "beta-tcvae", "factorvae")
 LABELS = {"vae": "VAE", "beta-vae": "beta-VAE", "mmd": "AE-MMD", "kld": "AE-KLD", "ae": "AE",
           "beta-tcvae": "beta-TCVAE", "factorvae": "FactorVAE"}
-COLUMNS = ("lps_lgbm", "lps_mlp", "nmse_db", "covariance_ratio", "mmd_to_prior", "mig", "sap",
-           "dci_disentanglement")
+KL_FAILURE_COLUMNS = ("lps_lgbm", "lps_mlp", "nmse_db", "covariance_ratio", "mmd_to_prior", "mig", "sap",
+                      "dci_disentanglement")
+ENGINEERED_COLUMNS = ("dci_disentanglement", "mig", "lps_lgbm", "nmse_db", "mmd_to_prior", "ks_max")
+PENALIZED = ("mmd", "kld")  # objectives whose penalty weight is `lam`
+COPIED_CODES = 2000  # codes of the source run that make the latent-copying prior
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One row of a reproduction table: ``name`` names its folders (``name-seedS``), ``label`` its table row."""
+
+    name: str
+    label: str
+    config: TrainConfig
 
 
 def train_or_reuse(config: TrainConfig, dataset: Dataset, run: Path, callbacks: Sequence[Callback] = ()) -> None:
@@ -43,6 +61,44 @@ def train_or_reuse(config: TrainConfig, dataset: Dataset, run: Path, callbacks: 
         trainer.run()
 
 
+def train_and_evaluate(
+    out: Path,
+    runs: Sequence[Run],
+    seeds: Sequence[int],
+    dataset: Dataset,
+    eval_n: int = 5000,
+    callbacks: Sequence[Callback] = (),
+) -> list[dict[str, Any]]:
+    """Train (or reuse), evaluate and draw every run for every seed; one row per run and seed."""
+    rows = []
+    for run in runs:
+        for seed in seeds:
+            folder = out / f"{run.name}-seed{seed}"
+            train_or_reuse(dataclasses.replace(run.config, seed=seed), dataset, folder, callbacks)
+            rows.append(evaluate_run(folder, dataset, run, seed, eval_n))
+    return rows
+
+
+def write_tables(out: Path, rows: list[dict[str, Any]], labels: dict[str, str], caption: str, setting: str,
+                 columns: Sequence[str]) -> None:
+    """``table.md`` and ``table.csv`` (mean +- std over seeds) and ``results.json`` (every row) in ``out``."""
+    summary = summarize(rows, columns)
+    (out / "table.md").write_text(markdown_table(summary, labels, f"{caption}: {setting}"))
+    write_csv(summary, labels, out / "table.csv")
+    (out / "results.json").write_text(json.dumps({"setting": setting, "runs": rows}, indent=2))
+
+
+def evaluate_run(folder: Path, dataset: Dataset, run: Run, seed: int, eval_n: int) -> dict[str, Any]:
+    """Evaluate one trained run (``evaluation.json``), draw its figure, and return its table row."""
+    trained = explorer.load(folder)
+    report = evaluate(trained, dataset, n=eval_n, seed=seed)
+    (folder / "evaluation.json").write_text(json.dumps(report, indent=2))
+    codes, _, _ = encode_dataset(trained, dataset, eval_n, seed)
+    figure_of_codes(codes, trained.prior or standard_normal(codes.shape[1]),
+                    f"{run.label} (seed {seed}, step {trained.step})", folder.parent / "figures" / f"{folder.name}.png")
+    return {"run": run.name, "seed": seed, **report["metrics"]}
+
+
 def kl_failure(
     out: str | Path,
     dataset: str = "mnist-5k",
@@ -52,77 +108,126 @@ def kl_failure(
     seeds: Sequence[int] = (0,),
     batch_size: int = 64,
     lr: float = 5e-4,
+    lam: float = 10.0,
     objectives: Sequence[str] = KL_FAILURE,
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, Any]]:
-    """Train and evaluate each objective for each seed; write ``table.md``, ``table.csv``, ``results.json`` and
-    ``figures/`` into ``out``. Returns one row per run (objective, seed and the evaluation's metrics)."""
+    """Table 1 of the paper on one dataset: train and evaluate each objective for each seed into ``out``
+    (``lam`` weighs the AE-MMD and AE-KLD penalties). Returns one row per run (name, seed and metrics)."""
     out = Path(out)
     data = load_dataset(dataset, **(dataset_options or {}))
-    rows = []
-    for objective in objectives:
-        for seed in seeds:
-            config = TrainConfig(dataset=dataset, dataset_options=dict(dataset_options or {}), objective=objective,
-                                 latent_dim=latent_dim, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                                 checkpoint_every=0)
-            run = out / f"{objective}-seed{seed}"
-            train_or_reuse(config, data, run, callbacks)
-            trained = explorer.load(run)
-            report = evaluate(trained, data, n=eval_n, seed=seed)
-            (run / "evaluation.json").write_text(json.dumps(report, indent=2))
-            codes, _, _ = encode_dataset(trained, data, eval_n, seed)
-            figure_of_codes(codes, f"{LABELS[objective]} (seed {seed}, step {trained.step})",
-                            out / "figures" / f"{objective}-seed{seed}.png")
-            rows.append({"objective": objective, "seed": seed, **report["metrics"]})
-    summary = summarize(rows)
+    runs = [Run(objective, LABELS[objective], TrainConfig(
+        dataset=dataset, dataset_options=dict(dataset_options or {}), objective=objective,
+        objective_options={"lam": lam} if objective in PENALIZED else {}, latent_dim=latent_dim, steps=steps,
+        batch_size=batch_size, lr=lr, checkpoint_every=0)) for objective in objectives]
     options = f" {dataset_options}" if dataset_options else ""
-    setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, "
-               f"lr {lr}, seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
-    (out / "table.md").write_text(markdown_table(summary, setting))
-    write_csv(summary, out / "table.csv")
-    (out / "results.json").write_text(json.dumps({"setting": setting, "runs": rows}, indent=2))
+    setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, "
+               f"seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
+    rows = train_and_evaluate(out, runs, seeds, data, eval_n, callbacks)
+    write_tables(out, rows, {run.name: run.label for run in runs}, "KL failure", setting, KL_FAILURE_COLUMNS)
     return rows
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """objective -> metric -> (mean, std over seeds) for the metrics in `COLUMNS` that the runs have."""
+def xy_priors() -> dict[str, tuple[str, Prior]]:
+    """Table 2's priors for d = 2, each with unit variance per dimension so that only their shape differs."""
+    return {
+        "gaussian": ("Gaussian", standard_normal(2)),
+        "uniform": ("Uniform", Uniform(2, -math.sqrt(3), math.sqrt(3))),
+        "gmm": ("2-GMM", GaussianMixture([-0.8, 0.8], 0.6, dim=2)),
+    }
+
+
+def engineered_priors(
+    out: str | Path,
+    steps: int = 2000,
+    seeds: Sequence[int] = (0,),
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    lam: float = 2.0,
+    eval_n: int = 5000,
+    xy_options: dict[str, Any] | None = None,
+    shapes_options: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, list[dict[str, Any]]]:
+    """AE-MMD with engineered priors: Table 2 on ``xy`` into ``out/xy``, and on ``shapes`` (d = 5) into
+    ``out/shapes`` a Gaussian prior, the dSprites hybrid prior, and latent copying (an `Empirical` prior made of
+    the hybrid run's codes). Returns the rows of each table."""
+    out = Path(out)
+    xy_options = dict(xy_options or {})
+    shapes_options = dict({"size": 32}, **(shapes_options or {}))
+    budget = f"{steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, seeds {list(seeds)}"
+
+    def config(dataset: str, options: dict[str, Any], prior: Prior) -> TrainConfig:
+        return TrainConfig(dataset=dataset, dataset_options=options, objective="mmd",
+                           objective_options={"lam": lam}, prior=prior.to_dict(), latent_dim=prior.dim,
+                           steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=0)
+
+    xy = load_dataset("xy", **xy_options)
+    xy_runs = [Run(name, label, config("xy", xy_options, prior)) for name, (label, prior) in xy_priors().items()]
+    xy_rows = train_and_evaluate(out / "xy", xy_runs, seeds, xy, eval_n, callbacks)
+    write_tables(out / "xy", xy_rows, {run.name: run.label for run in xy_runs}, "Engineered priors",
+                 f"xy, d = 2, AE-MMD, {budget}, metrics on {min(eval_n, len(xy)):,} images", ENGINEERED_COLUMNS)
+
+    shapes = load_dataset("shapes", **shapes_options)
+    shape_runs = [Run("gaussian", "Gaussian", config("shapes", shapes_options, standard_normal(5))),
+                  Run("hybrid", "dSprites hybrid", config("shapes", shapes_options, dsprites_hybrid()))]
+    shape_rows = train_and_evaluate(out / "shapes", shape_runs, seeds, shapes, eval_n, callbacks)
+    labels = {run.name: run.label for run in shape_runs}
+    for seed in seeds:
+        # the copy trains with another seed, so that its initialization and batches differ from its source's
+        prior = copied_prior(out / "shapes" / f"hybrid-seed{seed}", shapes)
+        copy = Run(f"copy-of-hybrid-seed{seed}", f"copy of hybrid seed {seed}", config("shapes", shapes_options, prior))
+        shape_rows += train_and_evaluate(out / "shapes", [copy], [seed + 1], shapes, eval_n, callbacks)
+        labels[copy.name] = copy.label
+    write_tables(out / "shapes", shape_rows, labels, "Engineered priors",
+                 f"shapes {shapes_options}, d = 5, AE-MMD, {budget}, metrics on {min(eval_n, len(shapes)):,} images",
+                 ENGINEERED_COLUMNS)
+    return {"xy": xy_rows, "shapes": shape_rows}
+
+
+def copied_prior(source: Path, dataset: Dataset, n: int = COPIED_CODES) -> Empirical:
+    """Latent copying: an `Empirical` prior of ``n`` codes of the trained run in ``source``."""
+    codes, _, _ = encode_dataset(explorer.load(source), dataset, n, seed=0)
+    return Empirical(torch.from_numpy(codes).double())
+
+
+def summarize(rows: list[dict[str, Any]], columns: Sequence[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """run name -> metric -> (mean, std over seeds), for the ``columns`` that the runs have."""
     summary: dict[str, dict[str, tuple[float, float]]] = {}
-    for objective in dict.fromkeys(row["objective"] for row in rows):
-        runs = [row for row in rows if row["objective"] == objective]
-        summary[objective] = {
+    for name in dict.fromkeys(row["run"] for row in rows):
+        runs = [row for row in rows if row["run"] == name]
+        summary[name] = {
             key: (float(np.mean([r[key] for r in runs])), float(np.std([r[key] for r in runs])))
-            for key in COLUMNS if key in runs[0]
+            for key in columns if key in runs[0]
         }
     return summary
 
 
-def markdown_table(summary: dict[str, dict[str, tuple[float, float]]], setting: str) -> str:
+def markdown_table(summary: dict[str, dict[str, tuple[float, float]]], labels: dict[str, str], caption: str) -> str:
     keys = list(next(iter(summary.values())))
-    lines = [f"KL failure: {setting}", "", "| model | " + " | ".join(keys) + " |",
-             "|---|" + "---|" * len(keys)]
-    for objective, metrics in summary.items():
+    lines = [caption, "", "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, metrics in summary.items():
         cells = [f"{mean:.3f} +- {std:.3f}" if math.isfinite(mean) else str(mean) for mean, std in metrics.values()]
-        lines.append(f"| {LABELS[objective]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_csv(summary: dict[str, dict[str, tuple[float, float]]], path: Path) -> None:
+def write_csv(summary: dict[str, dict[str, tuple[float, float]]], labels: dict[str, str], path: Path) -> None:
     keys = list(next(iter(summary.values())))
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["model", *(f"{k}_{part}" for k in keys for part in ("mean", "std"))])
-        for objective, metrics in summary.items():
-            writer.writerow([LABELS[objective], *(v for mean_std in metrics.values() for v in mean_std)])
+        for name, metrics in summary.items():
+            writer.writerow([labels[name], *(v for mean_std in metrics.values() for v in mean_std)])
 
 
-def figure_of_codes(codes: np.ndarray, title: str, path: Path) -> None:
-    """Figure 1 of the paper for one model: the codes' covariance, and each marginal against N(0, 1)."""
+def figure_of_codes(codes: np.ndarray, prior: Prior, title: str, path: Path) -> None:
+    """Figure 1 of the paper for one model: the codes' covariance, and each marginal against the prior's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.stats import norm
 
     d = codes.shape[1]
     cols = min(d, 6)
@@ -135,11 +240,16 @@ def figure_of_codes(codes: np.ndarray, title: str, path: Path) -> None:
     image = ax.imshow(cov, cmap="RdBu_r", vmin=-scale, vmax=scale)
     ax.set_title("covariance")
     fig.colorbar(image, ax=ax, shrink=0.7)
-    x = np.linspace(-4, 4, 200)
+    reference = prior.sample(20_000, torch.Generator().manual_seed(0)).numpy()
     for i in range(d):
         ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
-        ax.hist(codes[:, i], bins=40, density=True, color="#1f77b4", alpha=0.7)
-        ax.plot(x, norm.pdf(x), color="black", lw=1)
+        low, high = np.percentile(np.concatenate([codes[:, i], reference[:, i]]), [0.5, 99.5])
+        x = np.linspace(low, high, 200)
+        ax.hist(codes[:, i], bins=40, range=(low, high), density=True, color="#1f77b4", alpha=0.7)
+        try:
+            ax.plot(x, prior.marginal_pdf(i, torch.from_numpy(x)).numpy(), color="black", lw=1)
+        except NotImplementedError:  # e.g. an Empirical prior: its samples' histogram instead
+            ax.hist(reference[:, i], bins=40, range=(low, high), density=True, histtype="step", color="black")
         ax.set_title(f"z{i}", fontsize=8)
         ax.tick_params(labelsize=6)
         ax.set_yticks([])

@@ -289,18 +289,51 @@ class Trainer:
         meta, run_dir = checkpoints.read_meta(run_dir)
         if "train" not in meta or "state" not in meta["files"]:
             raise checkpoints.CheckpointError(
-                f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed."
+                f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed; "
+                "Trainer.from_weights starts a new run from its weights."
             )
+        trainer = cls._with_weights(meta, run_dir, run_dir, dataset, callbacks, steps)
+        state = checkpoints.read_tensors(run_dir, meta, "state")
+        checkpoints.optimizer_from_tensors(trainer.optimizer, state, meta["optimizer_groups"])
+        trainer.generator.set_state(state["generator"])
+        return trainer
+
+    @classmethod
+    def from_weights(
+        cls,
+        run_dir: str | Path,
+        out: str | Path | None,
+        dataset: Dataset | None = None,
+        callbacks: tuple[Callback, ...] | list[Callback] = (),
+        steps: int | None = None,
+    ) -> Trainer:
+        """A new run writing to ``out`` that starts from the trained weights in ``run_dir`` with a fresh optimizer
+        (the step count continues): to train further a checkpoint shipped without its training state, or without
+        touching its files."""
+        meta, run_dir = checkpoints.read_meta(run_dir)
+        if "train" not in meta:
+            raise checkpoints.CheckpointError(f"{run_dir / checkpoints.META_FILE} has no training settings")
+        if out is not None and Path(out).resolve() == run_dir.resolve():
+            raise ValueError(f"from_weights writes a new run: choose an out other than {run_dir}")
+        return cls._with_weights(meta, run_dir, out, dataset, callbacks, steps)
+
+    @classmethod
+    def _with_weights(
+        cls,
+        meta: dict[str, Any],
+        run_dir: Path,
+        out: str | Path | None,
+        dataset: Dataset | None,
+        callbacks: tuple[Callback, ...] | list[Callback],
+        steps: int | None,
+    ) -> Trainer:
         config = TrainConfig.from_dict(meta["train"])
         if steps is not None:
             config = dataclasses.replace(config, steps=steps)
-        trainer = cls(config, dataset=dataset, out=run_dir, callbacks=callbacks)
+        trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks)
         weights = checkpoints.read_tensors(run_dir, meta, "weights")
         source = run_dir / meta["files"]["weights"]["name"]
         checkpoints.load_into(trainer.model, weights, "model.", source)
         checkpoints.load_into(trainer.objective, weights, "objective.", source)
-        state = checkpoints.read_tensors(run_dir, meta, "state")
-        checkpoints.optimizer_from_tensors(trainer.optimizer, state, meta["optimizer_groups"])
-        trainer.generator.set_state(state["generator"])
         trainer.step = int(meta["step"])
         return trainer

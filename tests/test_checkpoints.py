@@ -132,6 +132,22 @@ def test_a_checkpoint_without_training_state_loads_but_does_not_resume(run, digi
         Trainer.resume(tmp_path / "slim", dataset=digits)
 
 
+def test_a_new_run_starts_from_a_checkpoints_weights_and_leaves_its_files_alone(run, digits, tmp_path):
+    meta, run_dir = checkpoints.read_meta(run.out)
+    weights = checkpoints.read_tensors(run_dir, meta, "weights")
+    checkpoints.write_checkpoint(tmp_path / "slim", {k: v for k, v in meta.items() if k != "files"}, weights)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "slim").iterdir()}
+    with pytest.raises(ValueError, match="choose an out other than"):
+        Trainer.from_weights(tmp_path / "slim", tmp_path / "slim", dataset=digits)
+    trainer = Trainer.from_weights(tmp_path / "slim", tmp_path / "next", dataset=digits, steps=6)
+    assert trainer.step == 4 and not trainer.optimizer.state  # the weights, with a fresh optimizer
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, weights[f"model.{name}"])
+    trainer.run()
+    assert explorer.load(tmp_path / "next").step == 6
+    assert {f.name: f.read_bytes() for f in (tmp_path / "slim").iterdir()} == before
+
+
 def test_prior_in_the_sidecar_rebuilds(run):
     meta, _ = checkpoints.read_meta(run.out)
     assert from_dict(meta["prior"]) == run.prior

@@ -185,6 +185,23 @@ def test_opens_a_run_trained_from_the_command_line(digits, tmp_path):
         app.close()
 
 
+def test_a_checkpoint_without_training_state_opens_as_a_new_run_elsewhere(digits, tmp_path):
+    from explorer import checkpoints
+    from explorer.cli import main
+
+    assert main(["train", "--dataset", "digits", "--latent-dim", "2", "--steps", "10", "--batch-size", "32",
+                 "--out", str(tmp_path / "full")]) == 0
+    meta, run_dir = checkpoints.read_meta(tmp_path / "full")
+    weights = checkpoints.read_tensors(run_dir, meta, "weights")
+    checkpoints.write_checkpoint(tmp_path / "shipped", {k: v for k, v in meta.items() if k != "files"}, weights)
+    app = explorer.Explorer.from_checkpoint(tmp_path / "shipped", refresh_hz=None, probe_size=128)
+    try:
+        assert app.trainer.step == 10 and app.trainer.out != tmp_path / "shipped"
+        assert app.panel.out.value == str(app.trainer.out)
+    finally:
+        app.close()
+
+
 def test_the_consumer_thread_applies_snapshots_while_training(digits):
     config = dataclasses.replace(CONFIG, steps=100_000)
     app = explorer.Explorer(config, dataset=digits, probe_size=256, refresh_hz=5)

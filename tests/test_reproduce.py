@@ -4,11 +4,17 @@ and reuses (extends) finished runs."""
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 
+import torch
+
 import explorer
-from explorer.cli import main
-from explorer.reproduce import KL_FAILURE, kl_failure
+from explorer.cli import REPRODUCE_LAM, main
+from explorer.data import load_dataset
+from explorer.metrics.evaluate import encode_dataset
+from explorer.priors import Empirical, dsprites_hybrid
+from explorer.reproduce import KL_FAILURE, engineered_priors, kl_failure, xy_priors
 
 
 def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):
@@ -16,14 +22,14 @@ def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):
     assert main(["reproduce", "kl-failure", "--dataset", "digits", "--latent-dim", "3", "--steps", "20",
                  "--seeds", "2", "--batch-size", "32", "--eval-n", "300", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert [(r["objective"], r["seed"]) for r in results["runs"]] == [(o, s) for o in KL_FAILURE for s in (0, 1)]
+    assert [(r["run"], r["seed"]) for r in results["runs"]] == [(o, s) for o in KL_FAILURE for s in (0, 1)]
     table = (out / "table.md").read_text()
     assert "digits" in table and "d = 3" in table and "| AE-MMD |" in table and "+-" in table
     assert table == capsys.readouterr().out.split("written:")[0].rstrip("\n") + "\n"
     with (out / "table.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert [r["model"] for r in rows] == ["VAE", "beta-VAE", "AE-MMD", "AE-KLD", "AE"]
-    ae = [r for r in results["runs"] if r["objective"] == "ae"]
+    ae = [r for r in results["runs"] if r["run"] == "ae"]
     mean = sum(r["lps_lgbm"] for r in ae) / 2
     assert abs(float(rows[-1]["lps_lgbm_mean"]) - mean) < 1e-9
     assert float(rows[-1]["lps_lgbm_std"]) == abs(ae[0]["lps_lgbm"] - ae[1]["lps_lgbm"]) / 2
@@ -34,3 +40,28 @@ def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):
     rows = kl_failure(out, dataset="digits", latent_dim=3, steps=30, seeds=(0,), batch_size=32, objectives=("mmd",),
                       eval_n=300)
     assert explorer.load(out / "mmd-seed0").step == 30 and len(rows) == 1
+
+
+def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_path):
+    out = tmp_path / "eng"
+    rows = engineered_priors(out, steps=15, batch_size=32, eval_n=200, xy_options={"n": 400})
+    assert [r["run"] for r in rows["xy"]] == ["gaussian", "uniform", "gmm"]
+    assert all(0 <= r["dci_disentanglement"] <= 1 and "mig" in r for r in rows["xy"])
+    assert "Engineered priors: xy, d = 2, AE-MMD" in (out / "xy" / "table.md").read_text()
+    assert explorer.load(out / "xy" / "uniform-seed0").prior == xy_priors()["uniform"][1]
+    shapes = json.loads((out / "shapes" / "results.json").read_text())["runs"]
+    assert [(r["run"], r["seed"]) for r in shapes] == [("gaussian", 0), ("hybrid", 0), ("copy-of-hybrid-seed0", 1)]
+    source = explorer.load(out / "shapes" / "hybrid-seed0")
+    assert source.prior == dsprites_hybrid()
+    copy = explorer.load(out / "shapes" / "copy-of-hybrid-seed0-seed1")
+    codes, _, _ = encode_dataset(source, load_dataset("shapes", size=32), 2000, seed=0)
+    assert isinstance(copy.prior, Empirical) and torch.equal(copy.prior.codes.float(), torch.from_numpy(codes))
+    table = (out / "shapes" / "table.md").read_text()
+    assert "| dSprites hybrid |" in table and "| copy of hybrid seed 0 |" in table
+    for name in ("gaussian-seed0", "hybrid-seed0", "copy-of-hybrid-seed0-seed1"):
+        assert (out / "shapes" / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_command_lines_default_lambda_is_each_functions_default():
+    for experiment, function in (("kl-failure", kl_failure), ("engineered-priors", engineered_priors)):
+        assert inspect.signature(function).parameters["lam"].default == REPRODUCE_LAM[experiment]

@@ -11,6 +11,7 @@ import collections
 import dataclasses
 import inspect
 import math
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
 from explorer.live import BackgroundTrainer, Snapshot
 from explorer.objectives import OBJECTIVES
@@ -88,9 +90,17 @@ class Explorer:
             self.refresh()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Explorer:
-        """Open a run folder written by `Trainer.save` or the command line, to inspect it or train it further."""
-        return cls(trainer=Trainer.resume(path), **kwargs)
+    def from_checkpoint(cls, path: str | Path, out: str | Path | None = None, **kwargs: Any) -> Explorer:
+        """Open a run folder written by `Trainer.save` or the command line, to inspect it or train it further.
+
+        Training continues in ``path`` when it holds training state and no ``out`` is given; otherwise (e.g. the
+        shipped checkpoints, saved without optimizer state) a new run starts from its weights in ``out``, by
+        default a new temporary folder, so the opened files are never overwritten."""
+        meta, _ = read_meta(path)
+        if out is None and "state" in meta["files"]:
+            return cls(trainer=Trainer.resume(path), **kwargs)
+        out = out if out is not None else tempfile.mkdtemp(prefix=f"explorer-{Path(path).name}-")
+        return cls(trainer=Trainer.from_weights(path, out), **kwargs)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
