@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 import explorer
 from explorer.checkpoints import META_FILE
 from explorer.data import Dataset, load_dataset
+from explorer.figures import codes_figure
 from explorer.metrics.evaluate import encode_dataset, evaluate
 from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, standard_normal
 from explorer.training import Callback, TrainConfig, Trainer
@@ -94,8 +96,11 @@ def evaluate_run(folder: Path, dataset: Dataset, run: Run, seed: int, eval_n: in
     report = evaluate(trained, dataset, n=eval_n, seed=seed)
     (folder / "evaluation.json").write_text(json.dumps(report, indent=2))
     codes, _, _ = encode_dataset(trained, dataset, eval_n, seed)
-    figure_of_codes(codes, trained.prior or standard_normal(codes.shape[1]),
-                    f"{run.label} (seed {seed}, step {trained.step})", folder.parent / "figures" / f"{folder.name}.png")
+    figure = codes_figure(codes, trained.prior or standard_normal(codes.shape[1]),
+                          f"{run.label} (seed {seed}, step {trained.step})")
+    (folder.parent / "figures").mkdir(exist_ok=True)
+    figure.savefig(folder.parent / "figures" / f"{folder.name}.png", dpi=80)
+    plt.close(figure)
     return {"run": run.name, "seed": seed, **report["metrics"]}
 
 
@@ -220,40 +225,3 @@ def write_csv(summary: dict[str, dict[str, tuple[float, float]]], labels: dict[s
         writer.writerow(["model", *(f"{k}_{part}" for k in keys for part in ("mean", "std"))])
         for name, metrics in summary.items():
             writer.writerow([labels[name], *(v for mean_std in metrics.values() for v in mean_std)])
-
-
-def figure_of_codes(codes: np.ndarray, prior: Prior, title: str, path: Path) -> None:
-    """Figure 1 of the paper for one model: the codes' covariance, and each marginal against the prior's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    d = codes.shape[1]
-    cols = min(d, 6)
-    rows = math.ceil(d / cols)
-    fig = plt.figure(figsize=(3 + 1.8 * cols, max(3.0, 1.6 * rows)), layout="constrained")
-    grid = fig.add_gridspec(rows, cols + 2)
-    cov = np.cov(codes, rowvar=False)
-    scale = float(np.abs(cov).max()) or 1.0
-    ax = fig.add_subplot(grid[:, :2])
-    image = ax.imshow(cov, cmap="RdBu_r", vmin=-scale, vmax=scale)
-    ax.set_title("covariance")
-    fig.colorbar(image, ax=ax, shrink=0.7)
-    reference = prior.sample(20_000, torch.Generator().manual_seed(0)).numpy()
-    for i in range(d):
-        ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
-        low, high = np.percentile(np.concatenate([codes[:, i], reference[:, i]]), [0.5, 99.5])
-        x = np.linspace(low, high, 200)
-        ax.hist(codes[:, i], bins=40, range=(low, high), density=True, color="#1f77b4", alpha=0.7)
-        try:
-            ax.plot(x, prior.marginal_pdf(i, torch.from_numpy(x)).numpy(), color="black", lw=1)
-        except NotImplementedError:  # e.g. an Empirical prior: its samples' histogram instead
-            ax.hist(reference[:, i], bins=40, range=(low, high), density=True, histtype="step", color="black")
-        ax.set_title(f"z{i}", fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.set_yticks([])
-    fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

@@ -1,0 +1,137 @@
+"""Static figures of codes against a prior (matplotlib), for reproduction folders and notebooks that read well on
+GitHub: the paper's Figure 1 (covariance of the codes, each marginal against the prior's density) and scatter plots
+of the most dependent pair of dimensions over prior samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from explorer.models import AutoEncoder
+    from explorer.priors import Prior
+
+REFERENCE_N = 20_000  # prior samples that set the histogram range and stand in for a density without closed form
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def prior_sample(prior: Prior, n: int = REFERENCE_N) -> np.ndarray:
+    """``n`` samples of ``prior`` drawn with a fixed seed, as a NumPy array."""
+    return prior.sample(n, torch.Generator().manual_seed(0)).numpy()
+
+
+def covariance(ax: Axes, codes: np.ndarray, title: str = "covariance") -> None:
+    """Heat map of the codes' covariance matrix, symmetric colour scale around 0."""
+    cov = np.cov(codes, rowvar=False)
+    scale = float(np.abs(cov).max()) or 1.0
+    image = ax.imshow(cov, cmap="RdBu_r", vmin=-scale, vmax=scale)
+    ax.figure.colorbar(image, ax=ax, shrink=0.7)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def marginal(ax: Axes, values: np.ndarray, prior: Prior, i: int, reference: np.ndarray) -> None:
+    """Histogram of one code dimension against the prior's marginal density (or its samples' histogram)."""
+    low, high = np.percentile(np.concatenate([values, reference[:, i]]), [0.5, 99.5])
+    x = np.linspace(low, high, 200)
+    ax.hist(values, bins=40, range=(low, high), density=True, color="#1f77b4", alpha=0.7)
+    try:
+        ax.plot(x, prior.marginal_pdf(i, torch.from_numpy(x)).numpy(), color="black", lw=1)
+    except NotImplementedError:  # e.g. an Empirical prior
+        ax.hist(reference[:, i], bins=40, range=(low, high), density=True, histtype="step", color="black")
+    ax.tick_params(labelsize=6)
+    ax.set_yticks([])
+
+
+def codes_figure(codes: np.ndarray, prior: Prior, title: str) -> Figure:
+    """Figure 1 of the paper for one model: covariance, and each marginal against the prior's."""
+    plt = _pyplot()
+    d = codes.shape[1]
+    cols = min(d, 6)
+    rows = math.ceil(d / cols)
+    fig = plt.figure(figsize=(3 + 1.8 * cols, max(3.0, 1.6 * rows)), layout="constrained")
+    grid = fig.add_gridspec(rows, cols + 2)
+    covariance(fig.add_subplot(grid[:, :2]), codes)
+    reference = prior_sample(prior)
+    for i in range(d):
+        ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
+        marginal(ax, codes[:, i], prior, i, reference)
+        ax.set_title(f"z{i}", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def models_figure(codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
+    """Figure 1 for several models, one row each: covariance heat map, then every marginal against the prior."""
+    plt = _pyplot()
+    d = next(iter(codes.values())).shape[1]
+    fig = plt.figure(figsize=(2.6 + 1.1 * d, 1.45 * len(codes)), layout="constrained")
+    grid = fig.add_gridspec(len(codes), d + 2)
+    reference = prior_sample(prior)
+    for row, (label, z) in enumerate(codes.items()):
+        covariance(fig.add_subplot(grid[row, :2]), z, label)
+        for i in range(d):
+            ax = fig.add_subplot(grid[row, 2 + i])
+            marginal(ax, z[:, i], prior, i, reference)
+            if row == 0:
+                ax.set_title(f"z{i}", fontsize=8)
+    return fig
+
+
+def most_dependent_pair(codes: np.ndarray) -> tuple[int, int]:
+    """The two dimensions with the largest absolute Spearman rank correlation."""
+    from scipy.stats import spearmanr
+
+    rho = np.abs(np.atleast_2d(spearmanr(codes).statistic))
+    np.fill_diagonal(rho, -1)
+    i, j = np.unravel_index(int(np.argmax(rho)), rho.shape)
+    return (int(min(i, j)), int(max(i, j)))
+
+
+def pairs_figure(codes: Mapping[str, np.ndarray], prior: Prior, n: int = 2000) -> Figure:
+    """Per model, its most dependent pair of dimensions: ``n`` codes (blue) over as many prior samples (grey)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(codes), figsize=(2.8 * len(codes), 3.0), layout="constrained", squeeze=False)
+    reference = prior_sample(prior, n)
+    for ax, (label, z) in zip(axes[0], codes.items(), strict=True):
+        i, j = most_dependent_pair(z)
+        ax.scatter(reference[:, i], reference[:, j], s=2, color="0.75", label="prior")
+        ax.scatter(z[:n, i], z[:n, j], s=2, color="#1f77b4", alpha=0.5, label="codes")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(f"z{i}", fontsize=8)
+        ax.set_ylabel(f"z{j}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=7, markerscale=4, loc="upper left")
+    return fig
+
+
+def traversals_figure(models: Mapping[str, AutoEncoder], codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
+    """Per model, its decoded traversals side by side: row i varies z_i over the prior's quantiles, the other
+    dimensions held at the code of the first image (``codes[label][0]``)."""
+    from explorer.live import traversal_grid, traversal_values
+
+    plt = _pyplot()
+    values = traversal_values(prior_sample(prior))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * values.shape[0] + 0.6),
+                             layout="constrained", squeeze=False)
+    for ax, (label, model) in zip(axes[0], models.items(), strict=True):
+        grid = traversal_grid(model, torch.from_numpy(codes[label][0]), values)  # [d, k, H, W, C]
+        d, k, h, w, c = grid.shape
+        ax.imshow(grid.transpose(0, 2, 1, 3, 4).reshape(d * h, k * w, c).squeeze(), cmap="gray", vmin=0, vmax=255)
+        ax.set_yticks([h * (i + 0.5) for i in range(d)], [f"z{i}" for i in range(d)], fontsize=8)
+        ax.set_xticks([])
+        ax.set_title(label, fontsize=9)
+    return fig

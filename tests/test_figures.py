@@ -1,0 +1,50 @@
+"""Static figures: the right panels, the prior's density or its samples, and the most dependent pair found."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from explorer import figures
+from explorer.models import ModelConfig, build_model
+from explorer.priors import Empirical, Uniform, standard_normal
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_the_most_dependent_pair_is_found_also_when_only_nonlinear():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((2000, 5))
+    z[:, 3] = np.exp(z[:, 1]) + 0.1 * rng.standard_normal(2000)  # monotone, not linear
+    assert figures.most_dependent_pair(z) == (1, 3)
+
+
+def test_models_figure_has_a_covariance_and_a_marginal_per_dimension_for_each_model():
+    rng = np.random.default_rng(0)
+    codes = {"a": rng.standard_normal((500, 3)), "b": rng.uniform(-1, 1, (500, 3))}
+    fig = figures.models_figure(codes, standard_normal(3))
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 2 and [ax.get_title() for ax in images] == ["a", "b"]
+    density_lines = [ax for ax in fig.axes if ax.lines]
+    assert len(density_lines) == 6  # the prior's N(0, 1) curve over every marginal
+
+
+def test_a_prior_without_a_density_is_drawn_from_its_samples():
+    codes = np.random.default_rng(1).standard_normal((300, 2))
+    fig = figures.codes_figure(codes, Empirical(torch.from_numpy(codes)), "copy")
+    marginals = [ax for ax in fig.axes if not ax.images and ax.patches]
+    assert len(marginals) == 2 and not any(ax.lines for ax in marginals)
+
+
+def test_traversals_figure_tiles_one_row_per_dimension():
+    model = build_model(ModelConfig(image_shape=(1, 8, 8), latent_dim=3, depth=2, width=4))
+    codes = {"m": np.zeros((4, 3), dtype=np.float32)}
+    fig = figures.traversals_figure({"m": model}, codes, Uniform(3, -2.0, 2.0))
+    (image,) = fig.axes[0].images
+    assert image.get_array().shape[0] == 3 * 8 and len(fig.axes[0].get_yticks()) == 3
