@@ -45,6 +45,14 @@ def test_linear_mixture_gives_analytic_r2():
         np.testing.assert_allclose(result.per_dim, analytic, atol=0.03, err_msg=method)
 
 
+def test_exactly_collinear_codes_score_one_with_every_method():
+    codes = np.random.default_rng(2).standard_normal((5000, 4))
+    codes[:, 3] = codes[:, :3].sum(axis=1)  # each dimension is a function of the other three
+    for method in METHODS:
+        result = lps(codes, method=method)
+        assert result.per_dim.min() > 0.9, (method, result.per_dim)
+
+
 def test_nonlinear_dependence_found_by_mlp_and_lgbm_missed_by_linear():
     rng = np.random.default_rng(1)
     z1 = rng.standard_normal(10_000)
