@@ -10,7 +10,7 @@ import pytest
 
 from tests.jupyter_browser import guard_network, headless_chromium, require_browser, run_all_cells, running_jupyterlab
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explorer.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_programmable_priors.ipynb"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 STEP = re.compile(r"step ([\d,]+) / ([\d,]+)")
 
@@ -46,14 +46,14 @@ def run_code(page, code: str, timeout_ms: int = 30_000) -> str:
 @pytest.mark.browser
 def test_the_explorer_trains_live_in_jupyterlab(tmp_path):
     require_browser()
-    shutil.copy(NOTEBOOK, tmp_path / "explorer.ipynb")
+    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
     ARTIFACTS.mkdir(exist_ok=True)
     with running_jupyterlab(tmp_path) as server, headless_chromium() as browser:
         context = browser.new_context(viewport={"width": 1500, "height": 2300})
         network = guard_network(context)
         page = context.new_page()
         try:
-            run_all_cells(page, server.base_url, server.token, "explorer.ipynb", timeout_s=180)
+            run_all_cells(page, server.base_url, server.token, NOTEBOOK.name, timeout_s=180)
             drive_the_explorer(page)
         finally:
             page.screenshot(path=str(ARTIFACTS / "explorer-last.png"))
