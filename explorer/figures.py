@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from explorer.models import AutoEncoder
+    from explorer.checkpoints import TrainedModel
     from explorer.priors import Prior
 
 REFERENCE_N = 20_000  # prior samples that set the histogram range and stand in for a density without closed form
@@ -118,17 +118,18 @@ def pairs_figure(codes: Mapping[str, np.ndarray], prior: Prior, n: int = 2000) -
     return fig
 
 
-def traversals_figure(models: Mapping[str, AutoEncoder], codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
-    """Per model, its decoded traversals side by side: row i varies z_i over the prior's quantiles, the other
-    dimensions held at the code of the first image (``codes[label][0]``)."""
+def traversals_figure(models: Mapping[str, TrainedModel], codes: Mapping[str, np.ndarray]) -> Figure:
+    """Per model, its decoded traversals side by side: row i varies z_i over the quantiles of the model's prior
+    (N(0, 1) if it has none), the other dimensions held at the code of the first image (``codes[label][0]``)."""
     from explorer.live import traversal_grid, traversal_values
+    from explorer.priors import standard_normal
 
     plt = _pyplot()
-    values = traversal_values(prior_sample(prior))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * values.shape[0] + 0.6),
-                             layout="constrained", squeeze=False)
-    for ax, (label, model) in zip(axes[0], models.items(), strict=True):
-        grid = traversal_grid(model, torch.from_numpy(codes[label][0]), values)  # [d, k, H, W, C]
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * len(codes[next(iter(codes))][0])
+                                                      + 0.6), layout="constrained", squeeze=False)
+    for ax, (label, trained) in zip(axes[0], models.items(), strict=True):
+        values = traversal_values(prior_sample(trained.prior or standard_normal(trained.latent_dim)))
+        grid = traversal_grid(trained.model, torch.from_numpy(codes[label][0]), values)  # [d, k, H, W, C]
         d, k, h, w, c = grid.shape
         ax.imshow(grid.transpose(0, 2, 1, 3, 4).reshape(d * h, k * w, c).squeeze(), cmap="gray", vmin=0, vmax=255)
         ax.set_yticks([h * (i + 0.5) for i in range(d)], [f"z{i}" for i in range(d)], fontsize=8)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+import explorer
 from explorer import figures
-from explorer.models import ModelConfig, build_model
 from explorer.priors import Empirical, Uniform, standard_normal
 
 
@@ -42,9 +42,14 @@ def test_a_prior_without_a_density_is_drawn_from_its_samples():
     assert len(marginals) == 2 and not any(ax.lines for ax in marginals)
 
 
-def test_traversals_figure_tiles_one_row_per_dimension():
-    model = build_model(ModelConfig(image_shape=(1, 8, 8), latent_dim=3, depth=2, width=4))
-    codes = {"m": np.zeros((4, 3), dtype=np.float32)}
-    fig = figures.traversals_figure({"m": model}, codes, Uniform(3, -2.0, 2.0))
+def test_traversals_figure_tiles_one_row_per_dimension_over_the_models_prior(tmp_path):
+    from explorer.training import TrainConfig, Trainer
+
+    prior = Uniform(3, -2.0, 2.0)
+    config = TrainConfig(dataset="digits", latent_dim=3, steps=1, batch_size=8, prior=prior.to_dict(), depth=2,
+                         checkpoint_every=0)
+    Trainer(config, out=tmp_path / "run").run()
+    trained = explorer.load(tmp_path / "run")
+    fig = figures.traversals_figure({"m": trained}, {"m": np.zeros((4, 3), dtype=np.float32)})
     (image,) = fig.axes[0].images
-    assert image.get_array().shape[0] == 3 * 8 and len(fig.axes[0].get_yticks()) == 3
+    assert image.get_array().shape[:2] == (3 * 8, 7 * 8) and len(fig.axes[0].get_yticks()) == 3
