@@ -75,26 +75,46 @@ def init_from_env(device: str = "cpu", timeout_s: float = 600.0) -> bool:
     return True
 
 
-def shutdown() -> None:
-    """Leave the process group (after a barrier, so no rank exits while another still writes)."""
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group, after a barrier if ``wait`` (so no rank exits while rank 0 still writes)."""
     global _GATHER_GROUP
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
     _GATHER_GROUP = None
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather along dim 0 whose backward sums every rank's gradient and returns this rank's rows.
+
+    A plain all-reduce of the (small) code gradient: supported by every backend (gloo has no reduce-scatter).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, group: Any) -> Tensor:
+        ctx.group, ctx.rows = group, x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, x.contiguous(), group=group)
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, group=ctx.group)
+        start = dist.get_rank(ctx.group) * ctx.rows
+        return grad[start : start + ctx.rows], None
 
 
 def gather(x: Tensor) -> Tensor:
     """The rows of ``x`` from every rank, concatenated in rank order; gradients flow back to each rank's rows.
 
-    Identity without a process group. The backward sums all ranks' gradients (see the module docstring).
+    Identity without a process group. The backward sums all ranks' gradients (see the module docstring); every
+    rank must pass the same number of rows.
     """
     if not is_active():
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    group = _GATHER_GROUP if _GATHER_GROUP is not None else dist.group.WORLD
-    return torch.cat(all_gather(x, group=group))
+    return _GatherRows.apply(x, _GATHER_GROUP if _GATHER_GROUP is not None else dist.group.WORLD)
 
 
 def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:

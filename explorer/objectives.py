@@ -63,6 +63,11 @@ def _check_positive_int(owner: str, name: str, value: Any) -> int:
     return value
 
 
+def _full_precision(t: Tensor) -> Tensor:
+    """float32 for the half-precision outputs of an autocast network; anything else unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 class Objective(nn.Module):
     """Plain autoencoder: ``loss = recon`` (squared error summed over pixels). Base class of all objectives."""
 
@@ -74,11 +79,11 @@ class Objective(nn.Module):
         mu, logvar = model.posterior(x)
         if self.needs_gaussian_encoder and logvar is None:
             raise ValueError(f"objective {self.name!r} needs a Gaussian encoder (ModelConfig(gaussian=True))")
-        mu, logvar = mu.float(), None if logvar is None else logvar.float()  # no-ops outside autocast
+        mu, logvar = _full_precision(mu), None if logvar is None else _full_precision(logvar)
         z = self.code(mu, logvar, generator)
         x_hat = model.decode(z)
         with torch.autocast(x.device.type, enabled=False):
-            terms = {"recon": self.reconstruction(x_hat.float(), x.float())}
+            terms = {"recon": self.reconstruction(_full_precision(x_hat), x)}
             penalty, reg_terms = self.regularizer(z, mu, logvar, generator)
         terms.update(reg_terms)
         terms["loss"] = terms["recon"] + penalty
