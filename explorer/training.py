@@ -270,9 +270,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             terms = self._forward(x, self.generator)
         # averaged over ranks: the global batch's terms, and the same decision to stop on every rank
-        values = distributed.mean_over_ranks(
-            {name: float(value.detach()) for name, value in terms.items()}, self.device
-        )
+        packed = torch.stack([value.detach().double() for value in terms.values()]).tolist()  # one device sync
+        values = distributed.mean_over_ranks(dict(zip(terms, packed, strict=True)), self.device)
         if not math.isfinite(values["loss"]):
             self._diverged(f"the loss is {values['loss']}", values)
         self.optimizer.zero_grad(set_to_none=True)
