@@ -357,8 +357,13 @@ class Trainer:
         dataset: Dataset | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         steps: int | None = None,
+        device: str | None = None,
     ) -> Trainer:
-        """Rebuild a trainer from the checkpoint in ``run_dir``, ready to continue (``steps`` may extend it)."""
+        """Rebuild a trainer from the checkpoint in ``run_dir``, ready to continue (``steps`` may extend it).
+
+        ``device``: where to continue; by default the run's own, except that a GPU run opens on the CPU of a
+        machine without one (e.g. a run trained with torchrun on GPUs, opened in the explorer on a laptop).
+        """
         meta, run_dir = checkpoints.read_meta(run_dir)
         if "train" not in meta or "state" not in meta["files"]:
             raise checkpoints.CheckpointError(
@@ -367,6 +372,10 @@ class Trainer:
         config = TrainConfig.from_dict(meta["train"])
         if steps is not None:
             config = dataclasses.replace(config, steps=steps)
+        if device is None and config.device.startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
         trainer = cls(config, dataset=dataset, out=run_dir, callbacks=callbacks)
         weights = checkpoints.read_tensors(run_dir, meta, "weights")
         source = run_dir / meta["files"]["weights"]["name"]

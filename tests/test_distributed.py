@@ -95,6 +95,21 @@ def test_a_two_process_run_resumes_and_opens_in_the_explorer(tmp_path):
     assert resumed.train_step()["loss"] > 0
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a machine without a GPU")
+def test_a_gpu_run_reopens_on_a_machine_without_one(tmp_path):
+    trainer = Trainer(dataclasses.replace(BASE, steps=2))
+    trainer.run()
+    trainer.save(tmp_path / "run")
+    meta_file = tmp_path / "run" / "checkpoint.json"
+    meta = json.loads(meta_file.read_text())
+    meta["train"].update(device="cuda", precision="bf16", channels_last=True)  # as a GPU run would write it
+    meta_file.write_text(json.dumps(meta))
+    resumed = Trainer.resume(tmp_path / "run")
+    assert resumed.device == torch.device("cpu") and resumed.config.precision == "bf16"
+    assert resumed.train_step()["loss"] > 0
+    assert explorer.load(tmp_path / "run").step == 2
+
+
 def test_bad_settings_fail_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="divisible by the number of processes 2"):
         check_distributed(dataclasses.replace(BASE, batch_size=33), 2)
