@@ -90,9 +90,13 @@ def test_a_two_process_run_resumes_and_opens_in_the_explorer(tmp_path):
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(trained.model.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
 
-    resumed = Trainer.resume(out)  # what Explorer.from_checkpoint does, in one process
-    assert resumed.step == 6 and resumed.world_size == 1
-    assert resumed.train_step()["loss"] > 0
+    app = explorer.Explorer.from_checkpoint(out, refresh_hz=None, probe_size=128)  # in one process
+    try:
+        assert app.trainer.step == 6 and app.trainer.world_size == 1
+        assert app.last_snapshot.codes.shape == (128, 3)
+        assert app.trainer.train_step()["loss"] > 0
+    finally:
+        app.close()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a machine without a GPU")
