@@ -34,7 +34,10 @@ from explorer.training import TrainConfig, Trainer
 
 def pythae_wae_mmd(trainer: Trainer, reg_weight: float, kernel: str) -> nn.Module:
     """pythae's WAE_MMD around copies of the trainer's encoder and decoder (same initial weights)."""
-    from pythae.models import WAE_MMD, WAE_MMD_Config
+    try:
+        from pythae.models import WAE_MMD, WAE_MMD_Config
+    except ImportError as err:
+        raise SystemExit(f"this benchmark needs pythae ({err}): pip install -e '.[bench]'") from err
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
