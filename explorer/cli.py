@@ -1,9 +1,14 @@
-"""Command line: ``python -m explorer train | evaluate | reproduce``; the explorer opens its checkpoints."""
+"""Command line: ``python -m explorer train | evaluate | reproduce``; the explorer opens its checkpoints.
+
+``torchrun --nproc_per_node N -m explorer train ...`` trains on N processes (DistributedDataParallel; see
+`explorer.distributed`); ``--batch-size`` is then the global batch, and only rank 0 writes and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,10 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     optim = train.add_argument_group("optimization")
     optim.add_argument("--steps", type=int, default=2000, help="total optimizer steps")
-    optim.add_argument("--batch-size", type=int, default=512, help="batch size")
+    optim.add_argument("--batch-size", type=int, default=512,
+                       help="batch size (under torchrun: the global batch, split evenly over the processes)")
     optim.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
     optim.add_argument("--seed", type=int, default=0, help="seed of initialization, batches and prior samples")
-    optim.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    optim.add_argument("--device", default="cpu",
+                       help="cpu, cuda, cuda:1 or auto (under torchrun, cuda is each process's own GPU)")
+
+    fast = train.add_argument_group("speed (GPU fast path; also valid on the CPU)")
+    fast.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                      help="bf16: autocast the networks to bfloat16 (losses stay float32)")
+    fast.add_argument("--channels-last", action="store_true", help="NHWC memory layout for the conv layers")
+    fast.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder")
 
     output = train.add_argument_group("output")
     output.add_argument("--out", required=True, type=Path, help="run folder for checkpoints")
@@ -131,13 +144,28 @@ def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from explorer import distributed
+
+    distributed.init_from_env(args.device)  # no-op unless started by torchrun
+    try:
+        status = _train_here(args)
+    except BaseException:
+        distributed.shutdown(wait=False)  # the other ranks may never reach a barrier
+        raise
+    distributed.shutdown()
+    return status
+
+
+def _train_here(args: argparse.Namespace) -> int:
+    from explorer import distributed
     from explorer.checkpoints import META_FILE
     from explorer.progress import ProgressBar
     from explorer.training import TrainConfig, Trainer, TrainingError
 
-    bar = ProgressBar()
+    main_rank = distributed.is_main()
+    callbacks = [ProgressBar()] if main_rank else []
     if args.resume:
-        trainer = Trainer.resume(args.out, callbacks=[bar], steps=args.steps)
+        trainer = Trainer.resume(args.out, callbacks=callbacks, steps=args.steps)
     else:
         if (args.out / META_FILE).exists():
             raise ValueError(
@@ -153,19 +181,26 @@ def _train(args: argparse.Namespace) -> int:
             objective_options=_objective_options(args), prior=args.prior, latent_dim=args.latent_dim,
             depth=args.depth, width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
             seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device,
+            precision=args.precision, channels_last=args.channels_last, compile=args.compile,
         )
-        trainer = Trainer(config, out=args.out, callbacks=[bar])
+        trainer = Trainer(config, out=args.out, callbacks=callbacks)
+    distributed.barrier()  # every rank has seen the run folder as it was before rank 0 writes into it
     try:
         trainer.run()
     except TrainingError as err:
-        trainer.save()
-        print(f"error: {err} Checkpoint of step {trainer.step} saved in {args.out}.", file=sys.stderr)
+        if main_rank:
+            trainer.save()
+            print(f"error: {err} Checkpoint of step {trainer.step} saved in {args.out}.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        trainer.save()
-        print(f"\ninterrupted: checkpoint of step {trainer.step} saved in {args.out}; continue with --resume.")
+        if main_rank:
+            trainer.save()
+            print(f"\ninterrupted: checkpoint of step {trainer.step} saved in {args.out}; continue with --resume.")
         return 130
-    print(f"trained {trainer.step} steps; checkpoint in {args.out} (open it with explorer.load({str(args.out)!r}))")
+    if main_rank:
+        processes = f" on {trainer.world_size} processes" if trainer.world_size > 1 else ""
+        print(f"trained {trainer.step} steps{processes}; checkpoint in {args.out} "
+              f"(open it with explorer.load({str(args.out)!r}))")
     return 0
 
 
@@ -211,5 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process reports its own errors
+        where = f" (rank {rank})" if rank else ""
+        print(f"error{where}: {err}", file=sys.stderr)
         return 2

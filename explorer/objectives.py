@@ -5,6 +5,15 @@ decode -> ``reconstruction`` + ``regularizer``, and returns the named scalar ter
 Each objective overrides as few of these hooks as it can. All randomness (prior samples, VAE noise, FactorVAE
 permutations) is drawn from ``generator`` on the CPU and then moved to the device.
 
+Mixed precision: under a bf16 ``torch.autocast`` only the networks run in bf16; the codes are cast to float32 and
+the reconstruction and penalties are computed in float32 with autocast off (a bf16 median bandwidth or batch
+covariance would be too coarse).
+
+Several processes (`explorer.distributed`): objectives with ``supports_distributed`` compute their batch-level
+penalties on the codes gathered from every rank and draw the random numbers of the whole global batch, so a run
+on N ranks equals one process with the global batch. beta-TCVAE (pairwise terms over the batch) and FactorVAE
+(half-batch discriminator split) do not, and the trainer refuses them under ``torchrun``.
+
 Reconstruction term (``"recon"``), the same for every objective: squared error summed over pixels, mean over
 the batch (the Gaussian log-likelihood with variance 1/2, up to a constant). METHOD.md first chose the MSE
 averaged over pixels for the AE family; measured, that was wrong: against a per-pixel mean, lambda = 0.3 makes the
@@ -33,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from explorer import distributed
 from explorer.mmd import ESTIMATORS, KERNELS, mmd2
 from explorer.models import AutoEncoder
 from explorer.priors import Gaussian, Prior, from_dict
@@ -53,19 +63,28 @@ def _check_positive_int(owner: str, name: str, value: Any) -> int:
     return value
 
 
+def _full_precision(t: Tensor) -> Tensor:
+    """float32 for the half-precision outputs of an autocast network; anything else unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 class Objective(nn.Module):
     """Plain autoencoder: ``loss = recon`` (squared error summed over pixels). Base class of all objectives."""
 
     name: ClassVar[str] = "ae"
     needs_gaussian_encoder: ClassVar[bool] = False
+    supports_distributed: ClassVar[bool] = True  # a rank's loss terms are per-sample means or use gathered codes
 
     def forward(self, model: AutoEncoder, x: Tensor, generator: torch.Generator | None = None) -> Terms:
         mu, logvar = model.posterior(x)
         if self.needs_gaussian_encoder and logvar is None:
             raise ValueError(f"objective {self.name!r} needs a Gaussian encoder (ModelConfig(gaussian=True))")
+        mu, logvar = _full_precision(mu), None if logvar is None else _full_precision(logvar)
         z = self.code(mu, logvar, generator)
-        terms = {"recon": self.reconstruction(model.decode(z), x)}
-        penalty, reg_terms = self.regularizer(z, mu, logvar, generator)
+        x_hat = model.decode(z)
+        with torch.autocast(x.device.type, enabled=False):
+            terms = {"recon": self.reconstruction(_full_precision(x_hat), x)}
+            penalty, reg_terms = self.regularizer(z, mu, logvar, generator)
         terms.update(reg_terms)
         terms["loss"] = terms["recon"] + penalty
         return terms
@@ -137,6 +156,7 @@ class AEMMD(Objective):
             raise ValueError(
                 f"mmd objective: prior.dim {self.prior.dim} must equal the model's latent_dim {z.shape[1]}"
             )
+        z = distributed.gather(z)  # the global batch under torchrun; z itself otherwise
         target = self.prior.sample(z.shape[0], generator).to(device=z.device, dtype=z.dtype)
         if not torch.isfinite(z).all():  # a diverged encoder: a non-finite loss, on which the trainer stops
             return z.new_tensor(math.nan), {"mmd": z.new_tensor(math.nan)}
@@ -186,7 +206,7 @@ class AEKLD(Objective):
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Terms]:
-        kld = batch_gaussian_kl(z, self.jitter)
+        kld = batch_gaussian_kl(distributed.gather(z), self.jitter)
         return self.lam * kld, {"kld": kld}
 
     def options(self) -> dict[str, Any]:
@@ -214,8 +234,10 @@ class VAE(Objective):
         self.beta = _check_non_negative(f"{self.name} objective", "beta", beta)
 
     def code(self, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None) -> Tensor:
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
-        return mu + torch.exp(0.5 * logvar) * eps
+        # the noise of the global batch, of which this rank takes its rows (all of it in one process)
+        n, rank = mu.shape[0], distributed.rank()
+        eps = torch.randn((n * distributed.world_size(), *mu.shape[1:]), generator=generator, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps[rank * n : (rank + 1) * n].to(mu.device)
 
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
@@ -265,6 +287,7 @@ class BetaTCVAE(VAE):
     """
 
     name = "beta-tcvae"
+    supports_distributed = False
 
     def __init__(self, beta: float = 4.0, alpha: float = 1.0, gamma: float = 1.0, dataset_size: int = 60_000):
         super().__init__(beta)
@@ -312,6 +335,7 @@ class FactorVAE(VAE):
     """
 
     name = "factorvae"
+    supports_distributed = False
 
     def __init__(
         self,

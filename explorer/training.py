@@ -4,6 +4,14 @@
 tensor on the device and indexes batches from it (no DataLoader), reports every step to its callbacks, writes
 checkpoints every ``checkpoint_every`` steps, and resumes from one with the same loss trajectory as an
 uninterrupted run: every random draw of a step comes from one generator whose state is saved with the weights.
+
+Under ``torchrun`` (see `explorer.distributed`) the same Trainer runs on every rank inside DistributedDataParallel:
+``batch_size`` is the global batch, each rank takes its slice of the same global batch indices, batch-level
+penalties see the codes of every rank, and only rank 0 writes checkpoints. N ranks train like one process.
+
+GPU fast path (also valid on the CPU, where the tests exercise it): the dataset resident on the device as uint8
+and indexed there, ``precision="bf16"`` (autocast of the networks; losses in float32), ``channels_last`` and
+``compile`` (``torch.compile`` of the encoder and decoder, in place, so checkpoints keep their key names).
 """
 
 from __future__ import annotations
@@ -18,14 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from explorer import checkpoints
+from explorer import checkpoints, distributed
 from explorer.data import Dataset, load_dataset
 from explorer.models import ModelConfig, build_model
 from explorer.objectives import OBJECTIVES, Objective, build_objective
 from explorer.priors import Gaussian, Prior, from_dict
 
 RESIDENT_CHUNK = 4096
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,15 @@ class TrainConfig:
     depth: int | None = None
     width: int = 32
     steps: int = 2000
-    batch_size: int = 512
+    batch_size: int = 512  # the global batch: split evenly over the ranks under torchrun
     lr: float = 5e-4
     seed: int = 0
     checkpoint_every: int = 500
     device: str = "cpu"
     resident_bytes: int = 512 * 2**20  # datasets up to this size are held as one tensor on the device
+    precision: str = "fp32"  # "bf16": autocast the networks to bfloat16 (losses stay float32)
+    channels_last: bool = False  # NHWC memory layout for the conv layers (faster on GPUs with bf16)
+    compile: bool = False  # torch.compile the encoder and decoder
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "steps", "batch_size"):
@@ -55,6 +69,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig: lr must be a positive number, got {self.lr!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.checkpoint_every < 0:
             raise ValueError(f"TrainConfig: checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
 
@@ -103,9 +119,41 @@ class StopTraining(Exception):
 
 
 def _resolve_device(name: str) -> torch.device:
+    """The device of ``name``; under torchrun a bare ``cuda`` (or ``auto`` with a GPU) is this rank's GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and distributed.is_active():
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(name)
+
+
+class _Step(nn.Module):
+    """Model and objective as one module, so that DistributedDataParallel sees the whole forward."""
+
+    def __init__(self, model: nn.Module, objective: Objective) -> None:
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return self.objective(self.model, x, generator)
+
+
+def check_distributed(config: TrainConfig, world_size: int) -> None:
+    """Raise ValueError if ``config`` cannot train on ``world_size`` ranks exactly like one process."""
+    if world_size == 1:
+        return
+    if config.batch_size % world_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} (the global batch) must be divisible by the number of processes "
+            f"{world_size}; each process takes batch_size / {world_size} samples"
+        )
+    cls = OBJECTIVES.get(config.objective)
+    if cls is not None and not cls.supports_distributed:
+        supported = sorted(name for name, c in OBJECTIVES.items() if c.supports_distributed)
+        raise ValueError(
+            f"the {config.objective!r} objective cannot train on several processes (its penalty couples the "
+            f"samples of a batch in a way the ranks do not share); use one process, or one of {supported}"
+        )
 
 
 class Trainer:
@@ -121,6 +169,8 @@ class Trainer:
         self.config = config
         self.out = Path(out) if out is not None else None
         self.callbacks = list(callbacks)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        check_distributed(config, self.world_size)
         self.device = _resolve_device(config.device)
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
         self.step = 0
@@ -140,6 +190,15 @@ class Trainer:
         self.model.init_output_bias(self._channel_means())
         self.model.to(self.device)
         self.objective.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if config.compile:
+            self.model.encoder.compile()
+            self.model.decoder.compile()
+        self._forward: nn.Module = _Step(self.model, self.objective)
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._forward = DistributedDataParallel(self._forward, device_ids=ids)
         self.optimizer = torch.optim.Adam(
             [{"params": list(self.model.parameters())}, *self.objective.param_groups()], lr=config.lr
         )
@@ -189,19 +248,30 @@ class Trainer:
         self.objective.prior = prior
 
     def batch(self) -> torch.Tensor:
-        """The next training batch, float in [0, 1] on the device, drawn with the trainer's generator."""
+        """This rank's part of the next training batch, float in [0, 1] on the device.
+
+        The global batch's indices are drawn with the trainer's generator (the same on every rank); rank r takes
+        the r-th of ``world_size`` equal slices, so the ranks together see what one process would.
+        """
         index = torch.randint(len(self.dataset), (self.config.batch_size,), generator=self.generator)
+        local = self.config.batch_size // self.world_size
+        index = index[self.rank * local : (self.rank + 1) * local]
         if self._images is not None:
-            images = self._images[index.to(self.device)]
+            images = self._images[index.to(self.device, non_blocking=True)]
         else:
             images = self.dataset.images(index).to(self.device)
-        return images.float().div_(255)
+        x = images.float().div_(255)
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; raises `TrainingError` (weights untouched) if the loss or gradient is not finite."""
         self.model.train()
-        terms = self.objective(self.model, self.batch(), self.generator)
-        values = {name: float(value.detach()) for name, value in terms.items()}
+        x = self.batch()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            terms = self._forward(x, self.generator)
+        # averaged over ranks: the global batch's terms, and the same decision to stop on every rank
+        packed = torch.stack([value.detach().double() for value in terms.values()]).tolist()  # one device sync
+        values = distributed.mean_over_ranks(dict(zip(terms, packed, strict=True)), self.device)
         if not math.isfinite(values["loss"]):
             self._diverged(f"the loss is {values['loss']}", values)
         self.optimizer.zero_grad(set_to_none=True)
@@ -233,13 +303,13 @@ class Trainer:
                     now = time.perf_counter()
                     self._step_times.append(now)
                     event = StepEvent(self.step, total, values, self._steps_per_s(), now - self._started)
-                    if self.out is not None and every and self.step % every == 0:
+                    if self.out is not None and every and self.step % every == 0 and distributed.is_main():
                         self.save()
                     for callback in self.callbacks:
                         callback.on_step(self, event)
             except StopTraining:
                 pass
-            if self.out is not None and not (every and self.step % every == 0):
+            if self.out is not None and not (every and self.step % every == 0) and distributed.is_main():
                 self.save()
         finally:
             for callback in self.callbacks:
@@ -252,7 +322,10 @@ class Trainer:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def save(self, out: str | Path | None = None, metrics: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint (weights, optimizer and generator state) of the current step."""
+        """Write a checkpoint (weights, optimizer and generator state) of the current step.
+
+        Under torchrun call it on rank 0 only (`run` does): every rank holds the same weights and state.
+        """
         out = Path(out) if out is not None else self.out
         if out is None:
             raise ValueError("Trainer.save needs a folder: pass out= here or to Trainer(...)")
@@ -284,15 +357,20 @@ class Trainer:
         dataset: Dataset | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         steps: int | None = None,
+        device: str | None = None,
     ) -> Trainer:
-        """Rebuild a trainer from the checkpoint in ``run_dir``, ready to continue (``steps`` may extend it)."""
+        """Rebuild a trainer from the checkpoint in ``run_dir``, ready to continue (``steps`` may extend it).
+
+        ``device``: where to continue; by default the run's own, except that a GPU run opens on the CPU of a
+        machine without one (e.g. a run trained with torchrun on GPUs, opened in the explorer on a laptop).
+        """
         meta, run_dir = checkpoints.read_meta(run_dir)
         if "train" not in meta or "state" not in meta["files"]:
             raise checkpoints.CheckpointError(
                 f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed; "
                 "Trainer.from_weights starts a new run from its weights."
             )
-        trainer = cls._with_weights(meta, run_dir, run_dir, dataset, callbacks, steps)
+        trainer = cls._with_weights(meta, run_dir, run_dir, dataset, callbacks, steps, device)
         state = checkpoints.read_tensors(run_dir, meta, "state")
         checkpoints.optimizer_from_tensors(trainer.optimizer, state, meta["optimizer_groups"])
         trainer.generator.set_state(state["generator"])
@@ -306,16 +384,17 @@ class Trainer:
         dataset: Dataset | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         steps: int | None = None,
+        device: str | None = None,
     ) -> Trainer:
         """A new run writing to ``out`` that starts from the trained weights in ``run_dir`` with a fresh optimizer
         (the step count continues): to train further a checkpoint shipped without its training state, or without
-        touching its files."""
+        touching its files. ``device`` as in `resume`."""
         meta, run_dir = checkpoints.read_meta(run_dir)
         if "train" not in meta:
             raise checkpoints.CheckpointError(f"{run_dir / checkpoints.META_FILE} has no training settings")
         if out is not None and Path(out).resolve() == run_dir.resolve():
             raise ValueError(f"from_weights writes a new run: choose an out other than {run_dir}")
-        return cls._with_weights(meta, run_dir, out, dataset, callbacks, steps)
+        return cls._with_weights(meta, run_dir, out, dataset, callbacks, steps, device)
 
     @classmethod
     def _with_weights(
@@ -326,10 +405,15 @@ class Trainer:
         dataset: Dataset | None,
         callbacks: tuple[Callback, ...] | list[Callback],
         steps: int | None,
+        device: str | None,
     ) -> Trainer:
         config = TrainConfig.from_dict(meta["train"])
         if steps is not None:
             config = dataclasses.replace(config, steps=steps)
+        if device is None and config.device.startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
         trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks)
         weights = checkpoints.read_tensors(run_dir, meta, "weights")
         source = run_dir / meta["files"]["weights"]["name"]

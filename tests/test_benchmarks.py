@@ -1,0 +1,19 @@
+"""The GPU benchmark script runs on the CPU in its --smoke mode (what CI can check without a GPU)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_gpu_benchmark_smoke_runs_on_the_cpu(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gpu_train.py", "--smoke"])
+    runpy.run_path(str(BENCHMARKS / "gpu_train.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "d = 64" in out and "smoke run" in out
+    for variant in ("fp32", "bf16 + channels_last"):
+        line = next(line for line in out.splitlines() if line.startswith(variant + " "))
+        assert float(line.split()[-4]) > 0  # steps/s
