@@ -39,7 +39,7 @@ KL_FAILURE_COLUMNS = ("lps_lgbm", "lps_mlp", "nmse_db", "covariance_ratio", "mmd
                       "dci_disentanglement")
 ENGINEERED_COLUMNS = ("dci_disentanglement", "mig", "lps_lgbm", "nmse_db", "mmd_to_prior", "ks_max")
 PENALIZED = ("mmd", "kld")  # objectives whose penalty weight is `lam`
-COPIED_CODES = 2000  # codes of the source run that make the latent-copying prior
+COPIED_CODES = 1000  # codes of the source run that make the latent-copying prior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +113,7 @@ def kl_failure(
     seeds: Sequence[int] = (0,),
     batch_size: int = 64,
     lr: float = 5e-4,
-    lam: float = 10.0,
+    lam: float = 30.0,
     objectives: Sequence[str] = KL_FAILURE,
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
@@ -150,6 +150,7 @@ def engineered_priors(
     batch_size: int = 64,
     lr: float = 5e-4,
     lam: float = 2.0,
+    kernel: str = "imq",
     eval_n: int = 5000,
     xy_options: dict[str, Any] | None = None,
     shapes_options: dict[str, Any] | None = None,
@@ -157,15 +158,20 @@ def engineered_priors(
 ) -> dict[str, list[dict[str, Any]]]:
     """AE-MMD with engineered priors: Table 2 on ``xy`` into ``out/xy``, and on ``shapes`` (d = 5) into
     ``out/shapes`` a Gaussian prior, the dSprites hybrid prior, and latent copying (an `Empirical` prior made of
-    the hybrid run's codes). Returns the rows of each table."""
+    the hybrid run's codes). Returns the rows of each table.
+
+    ``kernel`` defaults to IMQ: with the paper's RBF sum (bandwidths 0.5 to 2 x the median distance) a Uniform prior
+    on xy is matched only in mean and variance (its codes come out Gaussian: DCI 0.08 against the Gaussian prior's
+    0.44 after 2,000 steps), the weakness METHOD.md notes; IMQ's heavy tails see the square's edges (DCI 0.93)."""
     out = Path(out)
     xy_options = dict(xy_options or {})
     shapes_options = dict({"size": 32}, **(shapes_options or {}))
-    budget = f"{steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, seeds {list(seeds)}"
+    budget = f"{steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, {kernel} kernel, seeds {list(seeds)}"
 
     def config(dataset: str, options: dict[str, Any], prior: Prior) -> TrainConfig:
         return TrainConfig(dataset=dataset, dataset_options=options, objective="mmd",
-                           objective_options={"lam": lam}, prior=prior.to_dict(), latent_dim=prior.dim,
+                           objective_options={"lam": lam, "kernel": kernel}, prior=prior.to_dict(),
+                           latent_dim=prior.dim,
                            steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=0)
 
     xy = load_dataset("xy", **xy_options)

@@ -207,8 +207,6 @@ def test_the_opened_notebook_is_01_kl_failure():
     assert opened_notebooks() == {"notebooks/01_kl_failure.ipynb"}
 
 
-@pytest.mark.xfail(reason="notebooks/01_kl_failure.ipynb is being written in another branch; remove this mark "
-                          "once it lands", strict=False)
 def test_the_opened_notebook_exists():
     missing = sorted(p for p in opened_notebooks() if not (ROOT / p).is_file())
     assert not missing, f"the Binder badge / binder files open notebooks that do not exist: {missing}"

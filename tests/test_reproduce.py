@@ -54,7 +54,7 @@ def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_p
     source = explorer.load(out / "shapes" / "hybrid-seed0")
     assert source.prior == dsprites_hybrid()
     copy = explorer.load(out / "shapes" / "copy-of-hybrid-seed0-seed1")
-    codes, _, _ = encode_dataset(source, load_dataset("shapes", size=32), 2000, seed=0)
+    codes, _, _ = encode_dataset(source, load_dataset("shapes", size=32), 1000, seed=0)
     assert isinstance(copy.prior, Empirical) and torch.equal(copy.prior.codes.float(), torch.from_numpy(codes))
     table = (out / "shapes" / "table.md").read_text()
     assert "| dSprites hybrid |" in table and "| copy of hybrid seed 0 |" in table
@@ -65,3 +65,9 @@ def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_p
 def test_the_command_lines_default_lambda_is_each_functions_default():
     for experiment, function in (("kl-failure", kl_failure), ("engineered-priors", engineered_priors)):
         assert inspect.signature(function).parameters["lam"].default == REPRODUCE_LAM[experiment]
+
+
+def test_kl_failure_refuses_a_kernel_choice(tmp_path, capsys):
+    assert main(["reproduce", "kl-failure", "--kernel", "imq", "--out", str(tmp_path / "kl")]) == 2
+    assert "--kernel applies to engineered-priors" in capsys.readouterr().err
+    assert not (tmp_path / "kl").exists()

@@ -1,0 +1,37 @@
+"""The checkpoints shipped for the notebooks: each loads, is small, carries no optimizer state, and its LPS and
+NMSE recomputed here match the manifest (so a change to the model code or the metrics that alters them fails)."""
+
+from __future__ import annotations
+
+import pytest
+
+import explorer
+from explorer.metrics.evaluate import encode_dataset
+from explorer.metrics.lps import lps
+from explorer.shipped import ROOT, manifest
+
+ENTRIES = manifest()
+OBJECTIVES = ("vae", "beta-vae", "mmd", "kld", "ae")
+EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {f"objectives-shapes/{name}" for name in OBJECTIVES} | {
+    f"engineered/xy/{name}" for name in ("gaussian", "uniform", "gmm")} | {
+    f"engineered/shapes/{name}" for name in ("gaussian", "hybrid", "copy-of-hybrid-seed0")}
+
+
+def test_the_manifest_lists_every_checkpoint_the_notebooks_need():
+    shipped = {entry["path"].rsplit("-seed", 1)[0] for entry in ENTRIES}
+    assert shipped == EXPECTED
+    on_disk = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("**/checkpoint.json")}
+    assert on_disk == {entry["path"] for entry in ENTRIES}
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[entry["path"] for entry in ENTRIES])
+def test_a_shipped_checkpoint_loads_and_reproduces_its_manifest_metrics(entry):
+    folder = ROOT / entry["path"]
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 2 * 2**20
+    assert entry["command"].startswith("python -m explorer reproduce ")
+    trained = explorer.load(folder)
+    assert trained.step == entry["step"] and "state" not in trained.config["files"]
+    codes, _, nmse = encode_dataset(trained, trained.load_dataset(), entry["eval"]["n"], entry["eval"]["seed"])
+    assert nmse.db == pytest.approx(entry["metrics"]["nmse_db"], abs=0.01)
+    score = lps(codes, method="lgbm", seed=entry["eval"]["seed"]).score
+    assert score == pytest.approx(entry["metrics"]["lps_lgbm"], abs=0.02)
