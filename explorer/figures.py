@@ -125,8 +125,9 @@ def traversals_figure(models: Mapping[str, TrainedModel], codes: Mapping[str, np
     from explorer.priors import standard_normal
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * len(codes[next(iter(codes))][0])
-                                                      + 0.6), layout="constrained", squeeze=False)
+    most = max(trained.latent_dim for trained in models.values())
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * most + 0.6), layout="constrained",
+                             squeeze=False)
     for ax, (label, trained) in zip(axes[0], models.items(), strict=True):
         values = traversal_values(prior_sample(trained.prior or standard_normal(trained.latent_dim)))
         grid = traversal_grid(trained.model, torch.from_numpy(codes[label][0]), values)  # [d, k, H, W, C]

@@ -27,7 +27,7 @@ import explorer
 from explorer.checkpoints import META_FILE
 from explorer.data import Dataset, load_dataset
 from explorer.figures import codes_figure
-from explorer.metrics.evaluate import encode_dataset, evaluate
+from explorer.metrics.evaluate import encode_dataset, evaluate_codes
 from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, standard_normal
 from explorer.training import Callback, TrainConfig, Trainer
 
@@ -93,9 +93,9 @@ def write_tables(out: Path, rows: list[dict[str, Any]], labels: dict[str, str], 
 def evaluate_run(folder: Path, dataset: Dataset, run: Run, seed: int, eval_n: int) -> dict[str, Any]:
     """Evaluate one trained run (``evaluation.json``), draw its figure, and return its table row."""
     trained = explorer.load(folder)
-    report = evaluate(trained, dataset, n=eval_n, seed=seed)
+    codes, rows, nmse = encode_dataset(trained, dataset, eval_n, seed)
+    report = evaluate_codes(trained, dataset, codes, rows, nmse, seed)
     (folder / "evaluation.json").write_text(json.dumps(report, indent=2))
-    codes, _, _ = encode_dataset(trained, dataset, eval_n, seed)
     figure = codes_figure(codes, trained.prior or standard_normal(codes.shape[1]),
                           f"{run.label} (seed {seed}, step {trained.step})")
     (folder.parent / "figures").mkdir(exist_ok=True)
