@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -69,26 +70,61 @@ def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
     return _median_squared(_squared_distances(torch.cat([x, y]))).sqrt()
 
 
-def _block_sums(
-    d2: Tensor, sigma2: Tensor, n: int, kernel: str, scales: Sequence[float]
-) -> tuple[Tensor, Tensor]:
-    """[2, 2] sums of the kernel matrix over the (x, x), (x, y), (y, y) blocks and [2] sums of its diagonal.
+class _MMD2(torch.autograd.Function):
+    """MMD^2 of the first ``n`` rows of z against the others, with its gradient in z written out by hand.
 
-    Block sums are u^T K v with u, v the 0/1 block indicators: two matrix-vector products per scale.
+    With S the kernel matrix's derivative in the squared distances, weighted by the estimator's pair weights
+    w_ab (a, b the samples of the two rows), the gradient is dL/dz_k = 4 sum_j S_kj (z_k - z_j). The weights
+    are constant per block, so that is one product of the [N, N] slope with the block-masked codes: no [N, N]
+    weight matrix, no autograd graph over the kernel matrices (which built an outer product per block sum).
     """
-    u_x = torch.zeros(d2.shape[0], dtype=d2.dtype, device=d2.device)
-    u_x[:n] = 1.0
-    u_y = 1.0 - u_x
-    sums = d2.new_zeros(2, 2)
-    diagonal = d2.new_zeros(2)
-    for scale in scales:
-        s2 = sigma2 * float(scale) ** 2
-        k = torch.exp(d2 * (-0.5 / s2)) if kernel == "rbf" else s2 / (d2 + s2)
-        k_x, k_y = k @ u_x, k @ u_y  # two matrix-vector products: the only reads of k
-        sums = sums + torch.stack([torch.stack([u_x @ k_x, u_x @ k_y]), torch.stack([u_y @ k_x, u_y @ k_y])])
-        kd = k.diagonal()
-        diagonal = diagonal + torch.stack([u_x @ kd, u_y @ kd])
-    return sums, diagonal
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, n: int, kernel: str, estimator: str, scales: tuple[float, ...]) -> Tensor:
+        d2 = _squared_distances(z)
+        sigma2 = _median_squared(d2).clamp_min(1e-12)  # all-identical rows: avoid 0/0
+        total = slope = None
+        for scale in scales:
+            s2 = sigma2 * scale**2
+            if kernel == "rbf":
+                k = torch.exp(d2 * (-0.5 / s2))
+                dk = k * (-0.5 / s2)  # d/dd2 exp(-d2 / (2 s2))
+            else:
+                k = s2 / (d2 + s2)
+                dk = k * k * (-1.0 / s2)  # d/dd2 s2 / (d2 + s2)
+            total, slope = (k, dk) if total is None else (total.add_(k), slope.add_(dk))
+        blocks = torch.zeros(len(z), 2, dtype=z.dtype, device=z.device)  # 0/1 indicators of x and y rows
+        blocks[:n, 0] = 1.0
+        blocks[n:, 1] = 1.0
+        sums = blocks.T @ (total @ blocks)  # [2, 2] block sums of the kernel matrix
+        weights = _block_weights(n, len(z) - n, estimator, z.dtype, z.device)
+        value = (weights * sums).sum()
+        if estimator == "unbiased":  # pairs of a row with itself do not count
+            value = value - (weights.diagonal() * (blocks.T @ total.diagonal())).sum()
+        ctx.save_for_backward(z, slope, blocks, weights)
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        z, slope, blocks, weights = ctx.saved_tensors
+        row_weights = blocks @ weights  # [N, 2]: the weight of a pair (row, x row) and (row, y row)
+        masked = torch.cat([blocks[:, :1] * z, blocks[:, 1:] * z, blocks], dim=1)
+        product = slope @ masked  # [N, 2d + 2]: sum_j S'_kj z_j over x rows, over y rows; sum_j S'_kj likewise
+        d = z.shape[1]
+        pulled = row_weights[:, :1] * product[:, :d] + row_weights[:, 1:] * product[:, d:2 * d]
+        mass = (row_weights * product[:, 2 * d:]).sum(dim=1, keepdim=True)
+        return 4.0 * grad * (mass * z - pulled), None, None, None, None
+
+
+@lru_cache(maxsize=8)
+def _block_weights(n: int, m: int, estimator: str, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[2, 2] weight of a pair of rows by sample (x, y): MMD^2 = sum over pairs of weight x kernel."""
+    if estimator == "biased":
+        xx, yy = 1.0 / n**2, 1.0 / m**2
+    else:
+        xx, yy = 1.0 / (n * (n - 1)), 1.0 / (m * (m - 1))
+    xy = -1.0 / (n * m)
+    return torch.tensor([[xx, xy], [xy, yy]], dtype=dtype, device=device)
 
 
 def mmd2(
@@ -109,12 +145,5 @@ def mmd2(
     if len(scales) == 0 or any(float(s) <= 0 for s in scales):
         raise ValueError(f"mmd: scales must be a non-empty sequence of positive numbers, got {tuple(scales)}")
     _check_samples(x, y)
-    d2 = _squared_distances(torch.cat([x, y.to(x.dtype)]))
-    sigma2 = _median_squared(d2).clamp_min(1e-12)  # all-identical rows: avoid 0/0
-    n, m = x.shape[0], y.shape[0]
-    sums, diagonal = _block_sums(d2, sigma2, n, kernel, scales)
-    if estimator == "biased":
-        return sums[0, 0] / n**2 + sums[1, 1] / m**2 - 2.0 * sums[0, 1] / (n * m)
-    exx = (sums[0, 0] - diagonal[0]) / (n * (n - 1))
-    eyy = (sums[1, 1] - diagonal[1]) / (m * (m - 1))
-    return exx + eyy - 2.0 * sums[0, 1] / (n * m)
+    z = torch.cat([x, y.to(x.dtype)])
+    return _MMD2.apply(z, x.shape[0], kernel, estimator, tuple(float(s) for s in scales))

@@ -17,3 +17,10 @@ def test_gpu_benchmark_smoke_runs_on_the_cpu(monkeypatch, capsys):
     for variant in ("fp32", "bf16 + channels_last"):
         line = next(line for line in out.splitlines() if line.startswith(variant + " "))
         assert float(line.split()[-4]) > 0  # steps/s
+
+
+def test_mmd_benchmark_smoke_compares_with_the_autograd_reference(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["mmd.py", "--smoke"])
+    runpy.run_path(str(BENCHMARKS / "mmd.py"), run_name="__main__")
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert float(rows["explorer.mmd.mmd2"][1]) > 0 and rows["autograd"][-1] == "1.00x"

@@ -1,0 +1,70 @@
+"""Cost of the MMD penalty: `explorer.mmd.mmd2` forward + backward against plain autograd over the same formula.
+
+The reference builds the kernel matrices under autograd and takes block means (what a direct implementation
+does); both use the same detached median bandwidth. Timings interleave the two in one process, on one thread,
+and the table gives medians over rounds. `benchmarks/train_step.py` gives the penalty's share of a whole step.
+
+    python benchmarks/mmd.py            # batch 512, d = 64 (the paper's batch, the CIFAR-10 latent size)
+    python benchmarks/mmd.py --smoke    # seconds, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from explorer.mmd import median_bandwidth, mmd2
+
+SCALES = (0.5, 1.0, 2.0)
+
+
+def autograd_mmd2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Biased RBF-sum MMD^2 by autograd through the kernel matrices (the reference)."""
+    z = torch.cat([x, y])
+    d2 = torch.cdist(z, z).square()
+    sigma2 = median_bandwidth(x.detach(), y).square()
+    k = sum(torch.exp(d2 * (-0.5 / (sigma2 * s**2))) for s in SCALES)
+    n = len(x)
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def time_ms(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+            repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn(x, y).backward()
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5, help="calls per round")
+    parser.add_argument("--smoke", action="store_true", help="tiny run to check the script works")
+    args = parser.parse_args()
+    if args.smoke:
+        args.batch_size, args.rounds, args.repeats = 64, 2, 1
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch_size, args.latent_dim, generator=g).requires_grad_()
+    y = torch.randn(args.batch_size, args.latent_dim, generator=g)
+    ours, reference = [], []
+    for _ in range(args.rounds):
+        ours.append(time_ms(mmd2, x, y, args.repeats))
+        reference.append(time_ms(autograd_mmd2, x, y, args.repeats))
+    mine, ref = statistics.median(ours), statistics.median(reference)
+    print(f"MMD^2 forward + backward, batch {args.batch_size} (x) + {args.batch_size} (prior), d = {args.latent_dim}, "
+          f"1 thread, median of {args.rounds} rounds x {args.repeats}")
+    print(f"{'implementation':<28} {'ms':>8} {'vs reference':>13}")
+    print(f"{'explorer.mmd.mmd2':<28} {mine:>8.1f} {ref / mine:>12.2f}x")
+    print(f"{'autograd reference':<28} {ref:>8.1f} {1.0:>12.2f}x")
+
+
+if __name__ == "__main__":
+    main()
