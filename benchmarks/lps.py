@@ -2,6 +2,7 @@
 
     python benchmarks/lps.py            # n = 10,000, d in {12, 32, 64}, medians of --repeats runs
     python benchmarks/lps.py --quick    # smoke run for CI: d = 12, n = 2,000, one run each
+    python benchmarks/lps.py --real     # also: the codes of shipped checkpoints (n = 5,000) against the reference
 
 All methods see the same codes (a random nonlinear mixing of 6 Gaussian sources plus noise, so R^2 is far
 from 0 and from 1) and the same split and standardization (`explorer.metrics.lps`): the references fit on
@@ -38,6 +39,8 @@ ONE_RUN = ("ref-sklearn-mlp-matched",)  # only there for its R^2
 MATCHED = {"hidden_layer_sizes": (64,), "learning_rate_init": 5e-3, "batch_size": 256}  # our mlp's settings
 REFERENCE = {"ours-mlp": "ref-sklearn-mlp", "ours-lgbm": "ref-lgbm"}
 TARGETS = {"ours-mlp": (5.0, 0.03), "ours-lgbm": (1.0, 0.02)}  # (min speedup, max per-dimension |dR^2|)
+REAL = ("kl-failure/mmd-seed0", "kl-failure/vae-seed0", "kl-failure/kld-seed0", "objectives-shapes/mmd-seed0",
+        "engineered/shapes/hybrid-seed0")  # shipped checkpoints whose codes make the real-codes rows
 
 
 def make_codes(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -50,7 +53,7 @@ def make_codes(n: int, d: int, seed: int = 0) -> np.ndarray:
     )
 
 
-def _reference(method: str, codes: np.ndarray, n: int) -> np.ndarray:
+def _reference(method: str, codes: np.ndarray, n: int, random_state: int = 0) -> np.ndarray:
     from explorer.metrics.lps import _split, r2_per_dim
 
     split = _split(codes, n, 0.2, 0.0, 0)
@@ -64,7 +67,7 @@ def _reference(method: str, codes: np.ndarray, n: int) -> np.ndarray:
 
             settings = MATCHED if method.endswith("matched") else {}
             with threadpool_limits(1):
-                model = MLPRegressor(early_stopping=True, random_state=0, **settings)
+                model = MLPRegressor(early_stopping=True, random_state=random_state, **settings)
                 model.fit(split.train[:, others], split.train[:, i])
         else:
             from lightgbm import LGBMRegressor
@@ -128,6 +131,34 @@ def run(dims: list[int], n: int, repeats: int, sklearn_d64_repeats: int, threads
     return rows
 
 
+def real_codes_table(paths: tuple[str, ...] = REAL, n: int = 5000) -> str:
+    """Our mlp against the scikit-learn loop on the codes of shipped checkpoints: mean R^2, the largest
+    per-dimension difference to the reference (random_state 0) and to the mean of two reference seeds, and the
+    reference's own largest per-dimension spread between those seeds (its noise floor)."""
+    import explorer
+    from explorer.metrics import lps
+    from explorer.metrics.evaluate import encode_dataset
+    from explorer.shipped import ROOT as SHIPPED
+
+    lines = ["| checkpoint | d | ours mean R^2 | ref mean R^2 | max abs dR^2 vs ref (vs 2-seed mean) "
+             "| ref seed spread | ours s | ref s |", "|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        trained = explorer.load(SHIPPED / path)
+        codes, _, _ = encode_dataset(trained, trained.load_dataset(), n, seed=0)
+        start = time.perf_counter()
+        ours = lps(codes, method="mlp", n=n).per_dim
+        ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ref = _reference("ref-sklearn-mlp", codes, n)
+        ref_s = time.perf_counter() - start
+        ref1 = _reference("ref-sklearn-mlp", codes, n, random_state=1)
+        mean = (ref + ref1) / 2
+        lines.append(f"| {path} | {codes.shape[1]} | {np.mean(ours):.3f} | {np.mean(ref):.3f} | "
+                     f"{np.max(np.abs(ours - ref)):.3f} ({np.max(np.abs(ours - mean)):.3f}) | "
+                     f"{np.max(np.abs(ref - ref1)):.3f} | {ours_s:.1f} | {ref_s:.1f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| d | method | runs | wall s (median) | CPU s | mean R^2 | vs ref: speedup wall / CPU "
              "| max abs dR^2 (mean dR^2) | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
@@ -163,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sklearn-d64-repeats", type=int, default=1, help="runs of the slow sklearn loop, d >= 64")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--real", action="store_true", help="also compare on the codes of shipped checkpoints")
     parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -179,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         print("(--quick is a smoke run: the targets are for n = 10,000, where R^2 noise is smaller)")
     print("\n".join(verdicts(rows)))
+    if args.real:
+        print(real_codes_table())
     if args.out:
         with open(args.out, "w") as f:
             json.dump([{**r, "per_dim": r["per_dim"].tolist()} for r in rows], f, indent=1)

@@ -24,3 +24,14 @@ def test_mmd_benchmark_smoke_compares_with_the_autograd_reference(monkeypatch, c
     runpy.run_path(str(BENCHMARKS / "mmd.py"), run_name="__main__")
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
     assert float(rows["explorer.mmd.mmd2"][1]) > 0 and rows["autograd"][-1] == "1.00x"
+
+
+def test_lps_benchmark_real_codes_row_compares_shipped_codes_with_the_reference():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        table = runpy.run_path(str(BENCHMARKS / "lps.py"))["real_codes_table"](("engineered/xy/gmm-seed0",), n=1000)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    cells = table.splitlines()[2].split(" | ")
+    assert cells[0] == "| engineered/xy/gmm-seed0" and cells[1] == "2"
+    assert abs(float(cells[2]) - float(cells[3])) < 0.05  # two independent dimensions: both near 0

@@ -1,5 +1,6 @@
-"""The checkpoints shipped for the notebooks: each loads, is small, carries no optimizer state, and its LPS and
-NMSE recomputed here match the manifest (so a change to the model code or the metrics that alters them fails)."""
+"""The checkpoints shipped for the notebooks: each loads, is small, carries no optimizer state, and its LPS (both
+estimators) and NMSE recomputed here match the manifest (so a change to the model code or the metrics that
+alters them fails)."""
 
 from __future__ import annotations
 
@@ -33,5 +34,6 @@ def test_a_shipped_checkpoint_loads_and_reproduces_its_manifest_metrics(entry):
     assert trained.step == entry["step"] and "state" not in trained.config["files"]
     codes, _, nmse = encode_dataset(trained, trained.load_dataset(), entry["eval"]["n"], entry["eval"]["seed"])
     assert nmse.db == pytest.approx(entry["metrics"]["nmse_db"], abs=0.01)
-    score = lps(codes, method="lgbm", seed=entry["eval"]["seed"]).score
-    assert score == pytest.approx(entry["metrics"]["lps_lgbm"], abs=0.02)
+    for method in ("lgbm", "mlp"):
+        score = lps(codes, method=method, seed=entry["eval"]["seed"]).score
+        assert score == pytest.approx(entry["metrics"][f"lps_{method}"], abs=0.02), method
