@@ -1,0 +1,124 @@
+"""The budget study: how each objective's metrics move with training, to show where they plateau.
+
+Each run of `explorer.reproduce.kl_failure`'s set (one per objective and seed) is trained to geometrically spaced
+steps (``first``, 2 ``first``, 4 ``first``, ... up to ``steps``), evaluated at each, and a weights-only copy kept
+per evaluated step (``out/steps/<run>/step<k>``) so a curve can be re-measured without retraining. Runs are
+extended by exact resume, so the point at step k equals an uninterrupted run of k steps. The loop goes budget by
+budget across all runs, so an interrupted study leaves every objective measured at the same budgets; points
+already in ``budget.json`` are kept, not measured again.
+
+Outputs in ``out``: ``budget.json`` (one row per run, seed and step, rewritten after every evaluation) and
+``budget.png`` (metric against images seen on a log axis, one line per objective: the mean over seeds, with a
+band from the lowest to the highest seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from explorer.data import load_dataset
+from explorer.reproduce import KL_FAILURE, LABELS, PENALIZED, Run, evaluate_run, train_or_reuse
+from explorer.training import Callback, TrainConfig
+
+CURVE_METRICS = ("lps_lgbm", "lps_mlp", "nmse_db", "mmd_to_prior", "mig", "dci_disentanglement")
+RESULTS = "budget.json"
+FIGURE = "budget.png"
+
+
+def schedule(first: int, steps: int) -> list[int]:
+    """``first``, 2 ``first``, 4 ``first``, ... below ``steps``, then ``steps``."""
+    if not 1 <= first <= steps:
+        raise ValueError(f"budget: first must be in 1..steps ({steps}), got {first}")
+    points = []
+    while first < steps:
+        points.append(first)
+        first *= 2
+    return [*points, steps]
+
+
+def budget(
+    out: str | Path,
+    dataset: str = "shapes",
+    dataset_options: dict[str, Any] | None = None,
+    latent_dim: int = 5,
+    steps: int = 16000,
+    first: int = 500,
+    seeds: Sequence[int] = (0,),
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    lam: float = 2.0,
+    objectives: Sequence[str] = KL_FAILURE,
+    eval_n: int = 5000,
+    callbacks: Sequence[Callback] = (),
+) -> list[dict[str, Any]]:
+    """Train and evaluate every objective and seed at each budget of `schedule`; returns one row per run, seed
+    and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``."""
+    from explorer.shipped import ship
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(dataset, **(dataset_options or {}))
+    runs = [Run(objective, LABELS[objective], TrainConfig(
+        dataset=dataset, dataset_options=dict(dataset_options or {}), objective=objective,
+        objective_options={"lam": lam} if objective in PENALIZED else {}, latent_dim=latent_dim, steps=steps,
+        batch_size=batch_size, lr=lr, checkpoint_every=0)) for objective in objectives]
+    setting = {"dataset": dataset, "dataset_options": dict(dataset_options or {}), "latent_dim": latent_dim,
+               "batch_size": batch_size, "lr": lr, "lam": lam, "eval_n": min(eval_n, len(data)),
+               "epoch_images": len(data)}
+    rows = _measured(out / RESULTS, setting)
+    for step in schedule(first, steps):
+        for seed in seeds:
+            for run in runs:
+                folder = out / f"{run.name}-seed{seed}"
+                if any((row["run"], row["seed"], row["step"]) == (run.name, seed, step) for row in rows):
+                    continue
+                train_or_reuse(dataclasses.replace(run.config, steps=step, seed=seed), data, folder, callbacks)
+                row = evaluate_run(folder, data, run, seed, eval_n)
+                ship(folder, out / "steps" / folder.name / f"step{step}", f"budget step {step}")
+                rows.append({**row, "step": step, "images": step * batch_size})
+                (out / RESULTS).write_text(json.dumps({"setting": setting, "rows": rows}, indent=2))
+        figure = curves_figure(rows, f"{dataset}, d = {latent_dim}, batch {batch_size}, lr {lr}, lambda {lam}")
+        figure.savefig(out / FIGURE, dpi=110)
+        plt.close(figure)
+    return rows
+
+
+def _measured(results: Path, setting: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of an earlier study in the same folder (kept and not re-measured), or none."""
+    if not results.exists():
+        return []
+    earlier = json.loads(results.read_text())
+    if earlier["setting"] != setting:
+        raise ValueError(f"{results} holds a study with other settings: {earlier['setting']}; choose another --out")
+    return earlier["rows"]
+
+
+def curves_figure(rows: Sequence[dict[str, Any]], title: str, metrics: Sequence[str] = CURVE_METRICS) -> plt.Figure:
+    """Each metric against images seen (log axis): per objective the mean over seeds and a min-max band."""
+    from explorer.metrics.evaluate import LABELS as METRIC_LABELS
+
+    shown = [m for m in metrics if any(m in row for row in rows)]
+    figure, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.2), squeeze=False, layout="constrained")
+    for ax, metric in zip(axes[0], shown, strict=True):
+        for name in dict.fromkeys(row["run"] for row in rows):
+            images = sorted({row["images"] for row in rows if row["run"] == name})
+            values = [[row[metric] for row in rows if row["run"] == name and row["images"] == x] for x in images]
+            mean = np.array([np.mean(v) for v in values])
+            (line,) = ax.plot(images, mean, marker="o", markersize=3, label=LABELS.get(name, name))
+            if any(len(v) > 1 for v in values):
+                ax.fill_between(images, [min(v) for v in values], [max(v) for v in values],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("images seen")
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(title)
+    return figure

@@ -1,0 +1,39 @@
+"""The budget study: every objective measured at geometric budgets of one extended run, points kept on rerun,
+weights kept per budget, and curves drawn."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import explorer
+from explorer.budget import budget, schedule
+
+
+def test_schedule_doubles_up_to_the_last_step():
+    assert schedule(500, 4000) == [500, 1000, 2000, 4000]
+    assert schedule(500, 3000) == [500, 1000, 2000, 3000]
+    assert schedule(7, 7) == [7]
+    with pytest.raises(ValueError, match="first must be in 1..steps"):
+        schedule(0, 10)
+
+
+def test_budget_measures_each_run_at_each_budget_and_reuses_what_it_measured(tmp_path):
+    out = tmp_path / "budget"
+    options = {"dataset": "digits", "latent_dim": 3, "batch_size": 32, "eval_n": 300, "objectives": ("mmd", "ae")}
+    rows = budget(out, steps=12, first=3, seeds=(0, 1), **options)
+    assert [(r["run"], r["seed"], r["step"]) for r in rows] == [
+        (run, seed, step) for step in (3, 6, 12) for seed in (0, 1) for run in ("mmd", "ae")]
+    assert all(r["images"] == r["step"] * 32 for r in rows)
+    assert explorer.load(out / "mmd-seed1").step == 12
+    assert explorer.load(out / "steps" / "ae-seed0" / "step6").step == 6  # the weights at that budget
+    assert json.loads((out / "budget.json").read_text())["rows"] == rows
+    assert (out / "budget.png").read_bytes().startswith(b"\x89PNG")
+
+    extended = budget(out, steps=24, first=3, seeds=(0, 1), **options)
+    assert extended[: len(rows)] == rows  # measured points are kept as they were
+    assert {r["step"] for r in extended[len(rows):]} == {24}
+    assert explorer.load(out / "ae-seed0").step == 24
+    with pytest.raises(ValueError, match="other settings"):
+        budget(out, steps=24, first=3, seeds=(0,), **{**options, "batch_size": 16})
