@@ -15,7 +15,7 @@ def test_schedule_doubles_up_to_the_last_step():
     assert schedule(500, 4000) == [500, 1000, 2000, 4000]
     assert schedule(500, 3000) == [500, 1000, 2000, 3000]
     assert schedule(7, 7) == [7]
-    with pytest.raises(ValueError, match="first must be in 1..steps"):
+    with pytest.raises(ValueError, match=r"first must be in 1\.\.steps"):
         schedule(0, 10)
 
 
