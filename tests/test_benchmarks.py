@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -35,3 +36,12 @@ def test_lps_benchmark_real_codes_row_compares_shipped_codes_with_the_reference(
     cells = table.splitlines()[2].split(" | ")
     assert cells[0] == "| engineered/xy/gmm-seed0" and cells[1] == "2"
     assert abs(float(cells[2]) - float(cells[3])) < 0.05  # two independent dimensions: both near 0
+
+
+def test_paper_budget_gpu_script_smoke_trains_evaluates_and_ships_on_the_cpu(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["paper_budget_gpu.py", "--smoke", "--objectives", "mmd", "--out", str(tmp_path)])
+    runpy.run_path(str(BENCHMARKS / "paper_budget_gpu.py"), run_name="__main__")
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| mmd |"))
+    assert row.split(" | ")[1] == "4"  # the smoke budget, reached
+    assert (tmp_path / "shipped" / "mmd-seed0" / "checkpoint.json").exists()
+    assert json.loads((tmp_path / "results.json").read_text())["device"] == "CPU (smoke run)"
