@@ -262,7 +262,7 @@ def test_permute_dims_shuffles_each_column_independently():
     ("name", "options", "match"),
     [
         ("wae", {}, "unknown objective"),
-        ("vae", {"lam": 1.0}, "bad options"),
+        ("vae", {"lam": 1.0}, r"unknown option\(s\) \['lam'\]; options are \['beta'\]"),
         ("mmd", {}, "latent_dim"),
         ("mmd", {"latent_dim": 3, "kernel": "cosine"}, "kernel"),
         ("mmd", {"latent_dim": 3, "lam": -1.0}, "lam"),
