@@ -32,6 +32,8 @@ from torch import Tensor
 from torch.distributions import Laplace as _TorchLaplace
 from torch.distributions import MultivariateNormal, Normal
 
+from explorer.config import integer
+
 __all__ = [
     "Empirical",
     "Factorized",
@@ -94,9 +96,7 @@ def _as_int(value: Any) -> int | None:
 
 
 def _check_dim(family: str, dim: Any) -> int:
-    if _as_int(dim) is None or dim < 1:
-        raise ValueError(f"{family}: dim must be an integer >= 1, got {dim!r}")
-    return _as_int(dim)
+    return integer()(family, "dim", dim)
 
 
 def _per_dim(family: str, name: str, value: Any, dim: int) -> Tensor:
@@ -189,8 +189,7 @@ class Prior(ABC):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` codes, float32 ``[n, dim]`` on the CPU, drawn from ``generator`` (torch's global if None)."""
-        if _as_int(n) is None or n < 0:
-            raise ValueError(f"{self._name}: n must be an integer >= 0, got {n!r}")
+        n = integer(0)(self._name, "n", n)
         return self._draw(n, generator).to(torch.float32)
 
     def log_prob(self, z: Tensor) -> Tensor:
