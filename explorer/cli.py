@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
         return command(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, CheckpointError) as err:
         rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process reports its own errors
         where = f" (rank {rank})" if rank else ""
         print(f"error{where}: {err}", file=sys.stderr)

