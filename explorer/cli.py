@@ -301,8 +301,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def reproduce_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of the experiment's function that the flags give; a flag it does not take is an error."""
-    given = {key: value for key, value in vars(args).items()
-             if value not in (None, [], False) and key not in ("command", "experiment", "plugin", "seeds", "out")}
+    given = {key: value for key, value in vars(args).items() if value is not None and value is not False
+             and value != [] and key not in ("command", "experiment", "plugin", "seeds", "out")}
     if given.pop("all", False):
         given["objectives"] = reproduce.KL_FAILURE_ALL
     if "dataset_options" in given:
