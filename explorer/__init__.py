@@ -15,6 +15,9 @@ __all__ = ["CheckpointError", "Explorer", "TrainedModel", "__version__", "load"]
 
 def __getattr__(name: str) -> Any:
     if name == "Explorer":
+        from explorer.extras import require
+
+        require("ipywidgets", "lab", "explorer.Explorer")
         from explorer.widgets import Explorer
 
         return Explorer

@@ -1,5 +1,10 @@
 """Command line: ``python -m explorer train | evaluate | reproduce``; the explorer opens its checkpoints.
 
+The ``train`` flags are made from the declarations (`explorer.training.TrainConfig`'s fields and each registered
+objective's ``Config``), so a setting is written down once; ``reproduce`` takes its defaults from the signatures of
+`explorer.reproduce.kl_failure` and `explorer.reproduce.engineered_priors`. ``--plugin MODULE`` imports a module
+first, so the objectives and prior families it registers are available (see the README, "Extending explorer").
+
 ``torchrun --nproc_per_node N -m explorer train ...`` trains on N processes (DistributedDataParallel; see
 `explorer.distributed`); ``--batch-size`` is then the global batch, and only rank 0 writes and prints.
 """
@@ -7,16 +12,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
+import inspect
 import json
 import os
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-OBJECTIVES = ("mmd", "ae", "kld", "vae", "beta-vae", "beta-tcvae", "factorvae")
-# penalty weight per reproduction: reconstruction is summed over pixels, so lambda scales with the image size
-REPRODUCE_LAM = {"kl-failure": 30.0, "engineered-priors": 2.0}
+from explorer import priors, reproduce
+from explorer.mmd import KERNELS
+from explorer.objectives import OBJECTIVES
+from explorer.training import MODEL, TrainConfig
+
+OBJECTIVE_OPTION = "objective_option."  # argparse dest prefix of the objectives' options
+EXPERIMENTS = {"kl-failure": reproduce.kl_failure, "engineered-priors": reproduce.engineered_priors}
 
 
 def _json_or_file(text: str) -> dict[str, Any]:
@@ -43,107 +57,184 @@ def _key_value(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def _prior_help() -> str:
+    """The families of `explorer.priors`, with the per-dimension parameters they declare."""
+    shown = [f"{name} ({', '.join(p.name for p in cls.params)})" if cls.params else name
+             for name, cls in priors.families().items()]
+    return ('; as JSON or a .json file, e.g. \'{"family": "uniform", "dim": 5, "low": -1, "high": 1}\'; families '
+            "(per-dimension parameters): " + ", ".join(shown))
+
+
+def _typed(hint: Any) -> dict[str, Any]:
+    """argparse keywords for a field of type ``hint``: int, float, str, Literal, X | None or tuple[X, ...]."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _typed(args[0])
+    if origin is typing.Literal:
+        return {"choices": list(args), "type": type(args[0])}
+    if origin is tuple:
+        return {"nargs": len(args), "type": args[0]}
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    return {"type": hint}
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default where there is one to show (not None, an empty list or an unset switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_train_config(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """One flag per `TrainConfig` field (the objective's options come from the objectives, below)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        meta, parse = field.metadata, field.metadata.get("parse")
+        if parse == "objective":
+            continue
+        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        kwargs: dict[str, Any] = {"dest": field.name, "help": meta["help"]}
+        if parse == "key_value":
+            kwargs.update(action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+        elif parse == "prior":
+            kwargs.update(type=_json_or_file, help=meta["help"] + _prior_help())
+        elif hints[field.name] is bool:
+            kwargs.update(action="store_true")
+        else:
+            kwargs.update(_typed(hints[field.name]), default=field.default)
+            if field.name == "objective":
+                kwargs["choices"] = list(OBJECTIVES)
+                kwargs["help"] += ": " + ", ".join(f"{name} ({cls.label})" for name, cls in OBJECTIVES.items())
+            elif "choices" in meta:
+                kwargs["choices"] = list(meta["choices"])
+        group.add_argument(meta.get("flag", _flag(field.name)), **kwargs)
+    return groups
+
+
+def _add_objective_options(group: argparse._ArgumentGroup) -> None:
+    """One flag per option name of the registered objectives (``--lam`` serves AE-MMD and AE-KLD alike)."""
+    users: dict[str, list[tuple[str, dataclasses.Field, Any]]] = {}
+    for name, cls in OBJECTIVES.items():
+        hints = typing.get_type_hints(cls.Config)
+        for field in dataclasses.fields(cls.Config):
+            if not field.metadata.get("fact"):
+                users.setdefault(field.name, []).append((name, field, hints[field.name]))
+    for option, declared in users.items():
+        helps = dict.fromkeys(field.metadata.get("help", "") for _, field, _ in declared)
+        defaults = ", ".join(f"{name} {field.default!r}" for name, field, _ in declared)
+        text = "; ".join(helps) if len(helps) == 1 else "; ".join(
+            f"{name}: {field.metadata.get('help', '')}" for name, field, _ in declared)
+        kwargs = {"metavar": option.upper(), **_typed(declared[0][2])}
+        if "choices" in declared[0][1].metadata:
+            kwargs["choices"] = list(declared[0][1].metadata["choices"])
+        if "choices" in kwargs or kwargs.get("action"):
+            del kwargs["metavar"]
+        try:
+            group.add_argument(_flag(option), dest=OBJECTIVE_OPTION + option, default=None,
+                               help=f"{text} (default: {defaults})", **kwargs)
+        except argparse.ArgumentError as err:
+            raise ValueError(f"objective option {option!r} of {[n for n, _, _ in declared]} clashes with a train "
+                             f"flag: {err}") from None
+
+
+def _parameters(experiment: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(EXPERIMENTS[experiment]).parameters)
+
+
+def _defaults(parameter: str) -> str:
+    """The default of ``parameter`` in each experiment that takes it, e.g. "kl-failure 30.0, engineered-priors 2.0"."""
+    return ", ".join(f"{name} {_parameters(name)[parameter].default!r}" for name in EXPERIMENTS
+                     if parameter in _parameters(name))
+
+
+def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
+    """Flags of `kl_failure` / `engineered_priors`; their defaults are the functions' own."""
+    add = reproduce_parser.add_argument
+    add("experiment", choices=tuple(EXPERIMENTS), help="which comparison")
+    add("--dataset", help=f"dataset name (default: {_defaults('dataset')})")
+    add("--dataset-option", dest="dataset_options", action="append", type=_key_value, metavar="KEY=VALUE",
+        help="dataset option, repeatable, e.g. size=32 (kl-failure)")
+    add("--objectives", nargs="+", choices=list(OBJECTIVES), metavar="NAME",
+        help=f"objectives to train, of {', '.join(OBJECTIVES)} (default: {_defaults('objectives')})")
+    add("--all", action="store_true", help="train every objective of the paper's Table 1 (kl-failure): "
+        + ", ".join(reproduce.KL_FAILURE_ALL))
+    numbers = {"latent_dim": (int, "latent size d of every model"), "steps": (int, "optimizer steps of every model"),
+               "batch_size": (int, "batch size"), "lr": (float, "Adam learning rate"),
+               "lam": (float, "penalty weight of the objectives whose weight is named lam"),
+               "eval_n": (int, "images the metrics are computed on")}
+    for name, (kind, text) in numbers.items():
+        add(_flag(name), type=kind, help=f"{text} (default: {_defaults(name)})")
+    add("--kernel", choices=KERNELS,
+        help=f"AE-MMD kernel (default: {_defaults('kernel')}: the RBF sum matches a Uniform prior only in mean and "
+        "variance)")
+    add("--seeds", type=int, default=1, help="seeds 0..S-1 per model")
+    add("--out", required=True, type=Path, help="folder for the runs, table and figures")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m explorer",
         description="Train and evaluate autoencoders with programmable priors (AE-MMD) and their baselines.",
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, for the objectives and prior families it registers; repeatable")
     commands = parser.add_subparsers(dest="command", required=True)
-
     train = commands.add_parser(
-        "train",
-        help="train a model and write checkpoints",
+        "train", parents=[common], help="train a model and write checkpoints",
         description="Train an autoencoder; checkpoints go to --out and open with explorer.load(OUT).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
-    data = train.add_argument_group("data")
-    data.add_argument("--dataset", default="shapes", help="dataset name (see explorer.data.DATASETS)")
-    data.add_argument(
-        "--dataset-option", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-        help="dataset option, repeatable, e.g. size=32 or n=5000",
-    )
+    groups = _add_train_config(train)
+    data = groups["data"]
     data.add_argument("--root", help="where datasets that need files live (default: $EXPLORER_DATA)")
     data.add_argument("--download", action="store_true", help="download the dataset if it is not on disk")
-
-    model = train.add_argument_group("model and objective")
-    model.add_argument("--objective", choices=OBJECTIVES, default="mmd", help="training objective")
-    model.add_argument("--latent-dim", type=int, default=5, help="latent size d")
-    model.add_argument("--depth", type=int, help="stride-2 conv layers (default: 4 at 32x32, 6 at 64x64)")
-    model.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
-    model.add_argument(
-        "--prior", type=_json_or_file,
-        help='AE-MMD prior as JSON or a .json file, e.g. \'{"family": "uniform", "dim": 5, ...}\' '
-        "(Prior.to_dict() format; default: standard Gaussian)",
-    )
-    model.add_argument("--lam", type=float, help="penalty weight of AE-MMD / AE-KLD (default 0.3)")
-    model.add_argument("--beta", type=float, help="beta of VAE / beta-VAE / beta-TCVAE")
-    model.add_argument("--gamma", type=float, help="gamma of FactorVAE (default 10)")
-    model.add_argument("--kernel", choices=("rbf", "imq"), help="AE-MMD kernel (default rbf)")
-
-    optim = train.add_argument_group("optimization")
-    optim.add_argument("--steps", type=int, default=2000, help="total optimizer steps")
-    optim.add_argument("--batch-size", type=int, default=512,
-                       help="batch size (under torchrun: the global batch, split evenly over the processes)")
-    optim.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
-    optim.add_argument("--seed", type=int, default=0, help="seed of initialization, batches and prior samples")
-    optim.add_argument("--device", default="cpu",
-                       help="cpu, cuda, cuda:1 or auto (under torchrun, cuda is each process's own GPU)")
-
-    fast = train.add_argument_group("speed (GPU fast path; also valid on the CPU)")
-    fast.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                      help="bf16: autocast the networks to bfloat16 (losses stay float32)")
-    fast.add_argument("--channels-last", action="store_true", help="NHWC memory layout for the conv layers")
-    fast.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder")
-
-    output = train.add_argument_group("output")
+    _add_objective_options(groups[MODEL])
+    output = groups["output"]
     output.add_argument("--out", required=True, type=Path, help="run folder for checkpoints")
-    output.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at end)")
     output.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
 
     evaluate = commands.add_parser(
-        "evaluate",
-        help="evaluate a trained run",
+        "evaluate", parents=[common], help="evaluate a trained run",
         description="Evaluate a run folder; prints a report and writes RUN/evaluation.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     evaluate.add_argument("run", type=Path, help="run folder written by `train`")
     evaluate.add_argument("--n", type=int, default=10_000, help="images to encode (at most the dataset size)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sample of images")
     evaluate.add_argument("--root", help="where the dataset lives, if it needs files")
 
-    reproduce = commands.add_parser(
-        "reproduce",
-        help="reproduce the paper's comparisons",
+    _add_reproduce(commands.add_parser(
+        "reproduce", parents=[common], help="reproduce the paper's comparisons",
         description="kl-failure: train VAE, beta-VAE (beta 4), AE-MMD (Gaussian prior), AE-KLD and AE on the same "
         "data and budget. engineered-priors: AE-MMD on xy with a Gaussian, Uniform and 2-GMM prior, and on shapes "
         "with a Gaussian prior, the dSprites hybrid prior and a copy of the hybrid run's codes. Each run is "
         "evaluated, and table.md, table.csv, results.json and figures/ are written into --out (engineered-priors: "
         "into --out/xy and --out/shapes).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    reproduce.add_argument("experiment", choices=tuple(REPRODUCE_LAM), help="which comparison")
-    reproduce.add_argument("--dataset", default="mnist-5k", help="dataset name (kl-failure)")
-    reproduce.add_argument("--dataset-option", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                           help="dataset option, repeatable, e.g. size=32 (kl-failure)")
-    reproduce.add_argument("--latent-dim", type=int, default=12, help="latent size d of every model (kl-failure)")
-    reproduce.add_argument("--steps", type=int, default=2000, help="optimizer steps of every model")
-    reproduce.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1 per model")
-    reproduce.add_argument("--batch-size", type=int, default=64, help="batch size")
-    reproduce.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
-    reproduce.add_argument("--lam", type=float, help="AE-MMD (and AE-KLD) penalty weight (default: "
-                           + ", ".join(f"{lam} for {name}" for name, lam in REPRODUCE_LAM.items()) + ")")
-    reproduce.add_argument("--kernel", choices=("rbf", "imq"),
-                           help="AE-MMD kernel of engineered-priors (default imq: the RBF sum matches a Uniform "
-                           "prior only in mean and variance)")
-    reproduce.add_argument("--eval-n", type=int, default=5000, help="images the metrics are computed on")
-    reproduce.add_argument("--all", action="store_true", help="add beta-TCVAE and FactorVAE (kl-failure)")
-    reproduce.add_argument("--out", required=True, type=Path, help="folder for the runs, table and figures")
+    ))
     return parser
 
 
-def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = {"lam": args.lam, "beta": args.beta, "gamma": args.gamma, "kernel": args.kernel}
-    return {k: v for k, v in names.items() if v is not None}
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` the parsed ``train`` flags describe."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    values["dataset_options"] = dict(args.dataset_options)
+    if args.root:
+        values["dataset_options"]["root"] = args.root
+    if args.download:
+        values["dataset_options"]["download"] = True
+    values["objective_options"] = {key.removeprefix(OBJECTIVE_OPTION): value for key, value in vars(args).items()
+                                   if key.startswith(OBJECTIVE_OPTION) and value is not None}
+    return TrainConfig(**values)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -163,7 +254,7 @@ def _train_here(args: argparse.Namespace) -> int:
     from explorer import distributed
     from explorer.checkpoints import META_FILE
     from explorer.progress import ProgressBar
-    from explorer.training import TrainConfig, Trainer, TrainingError
+    from explorer.training import Trainer, TrainingError
 
     main_rank = distributed.is_main()
     callbacks = [ProgressBar()] if main_rank else []
@@ -174,19 +265,7 @@ def _train_here(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"{args.out} already holds a checkpoint; pass --resume to continue it, or choose another --out"
             )
-        options = dict(args.dataset_option)
-        if args.root:
-            options["root"] = args.root
-        if args.download:
-            options["download"] = True
-        config = TrainConfig(
-            dataset=args.dataset, dataset_options=options, objective=args.objective,
-            objective_options=_objective_options(args), prior=args.prior, latent_dim=args.latent_dim,
-            depth=args.depth, width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device,
-            precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-        )
-        trainer = Trainer(config, out=args.out, callbacks=callbacks)
+        trainer = Trainer(train_config(args), out=args.out, callbacks=callbacks)
     distributed.barrier()  # every rank has seen the run folder as it was before rank 0 writes into it
     try:
         trainer.run()
@@ -220,37 +299,57 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def reproduce_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the experiment's function that the flags give; a flag it does not take is an error."""
+    given = {key: value for key, value in vars(args).items() if value is not None and value is not False
+             and value != [] and key not in ("command", "experiment", "plugin", "seeds", "out")}
+    if given.pop("all", False):
+        given["objectives"] = reproduce.KL_FAILURE_ALL
+    if "dataset_options" in given:
+        given["dataset_options"] = dict(given["dataset_options"])
+    accepted = _parameters(args.experiment)
+    for key in given:
+        if key not in accepted:
+            takers = [name for name in EXPERIMENTS if key in _parameters(name)]
+            flag = "--dataset-option" if key == "dataset_options" else _flag(key)
+            raise ValueError(f"{flag} applies to {', '.join(takers)}; {args.experiment} does not take it")
+    return {**given, "seeds": range(args.seeds)}
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from explorer.progress import ProgressBar
-    from explorer.reproduce import KL_FAILURE, KL_FAILURE_ALL, engineered_priors, kl_failure
 
-    lam = REPRODUCE_LAM[args.experiment] if args.lam is None else args.lam
-    common = {"steps": args.steps, "seeds": range(args.seeds), "batch_size": args.batch_size, "lr": args.lr,
-              "lam": lam, "eval_n": args.eval_n, "callbacks": [ProgressBar()]}
-    if args.experiment == "kl-failure":
-        if args.kernel is not None:
-            raise ValueError("--kernel applies to engineered-priors; kl-failure uses the paper's RBF kernel")
-        kl_failure(args.out, dataset=args.dataset, dataset_options=dict(args.dataset_option),
-                   latent_dim=args.latent_dim, objectives=KL_FAILURE_ALL if args.all else KL_FAILURE, **common)
-        tables = [args.out]
-    else:
-        engineered_priors(args.out, kernel=args.kernel or "imq", **common)
-        tables = [args.out / "xy", args.out / "shapes"]
+    options = reproduce_options(args)
+    EXPERIMENTS[args.experiment](args.out, callbacks=[ProgressBar()], **options)
+    tables = [args.out] if args.experiment == "kl-failure" else [args.out / "xy", args.out / "shapes"]
     for folder in tables:
         print((folder / "table.md").read_text())
         print(f"written: {folder / 'table.md'}, table.csv, results.json, figures/")
     return 0
 
 
+def load_plugins(argv: Sequence[str]) -> None:
+    """Import the modules named by ``--plugin`` (before the parser is built: they add objectives and families)."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    for module in early.parse_known_args(argv)[0].plugin:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"--plugin {module}: {err}") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m explorer``; returns the exit status."""
     from explorer.checkpoints import CheckpointError
 
-    args = build_parser().parse_args(argv)
-    command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        load_plugins(argv)
+        args = build_parser().parse_args(argv)
+        command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
         return command(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, CheckpointError) as err:
         rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process reports its own errors
         where = f" (rank {rank})" if rank else ""
         print(f"error{where}: {err}", file=sys.stderr)

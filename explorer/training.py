@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import inspect
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,60 +29,66 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from explorer import checkpoints, distributed
-from explorer.data import Dataset, load_dataset
+from explorer.config import from_options, integer, number, one_of, option, optional, validate
+from explorer.data import DATASETS, Dataset, load_dataset
 from explorer.models import ModelConfig, build_model
-from explorer.objectives import OBJECTIVES, Objective, build_objective
+from explorer.objectives import AEMMD, OBJECTIVES, Objective, objective_class
 from explorer.priors import Gaussian, Prior, from_dict
 
 RESIDENT_CHUNK = 4096
 PRECISIONS = ("fp32", "bf16")
 
 
+DATA, MODEL, OPTIMIZATION, SPEED, OUTPUT = ("data", "model and objective", "optimization",
+                                            "speed (GPU fast path; also valid on the CPU)", "output")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run (and nothing about where it is written)."""
+    """Everything that determines a training run (and nothing about where it is written).
 
-    dataset: str = "shapes"
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    objective: str = "mmd"
-    objective_options: dict[str, Any] = field(default_factory=dict)
-    prior: dict[str, Any] | None = None  # Prior.to_dict(); None: standard Gaussian for objectives with a prior
-    latent_dim: int = 5
-    depth: int | None = None
-    width: int = 32
-    steps: int = 2000
-    batch_size: int = 512  # the global batch: split evenly over the ranks under torchrun
-    lr: float = 5e-4
-    seed: int = 0
-    checkpoint_every: int = 500
-    device: str = "cpu"
-    resident_bytes: int = 512 * 2**20  # datasets up to this size are held as one tensor on the device
-    precision: str = "fp32"  # "bf16": autocast the networks to bfloat16 (losses stay float32)
-    channels_last: bool = False  # NHWC memory layout for the conv layers (faster on GPUs with bf16)
-    compile: bool = False  # torch.compile the encoder and decoder
+    Each field declares its help and check once (`explorer.config.option`); the command line's ``train`` flags
+    are made from these declarations and from each objective's ``Config``.
+    """
+
+    dataset: str = option("shapes", f"dataset name: {', '.join(DATASETS)}", group=DATA)
+    dataset_options: dict[str, Any] = option(
+        factory=dict, help="dataset option, repeatable, e.g. size=32 or n=5000", group=DATA,
+        flag="--dataset-option", parse="key_value")
+    objective: str = option(AEMMD.name, "training objective", one_of(OBJECTIVES), group=MODEL)
+    objective_options: dict[str, Any] = option(factory=dict, help="the objective's options (its Config fields)",
+                                               parse="objective")
+    prior: dict[str, Any] | None = option(
+        None, "prior of an objective that takes one, in Prior.to_dict() form (default: N(0, I))", group=MODEL,
+        parse="prior")
+    latent_dim: int = option(5, "latent size d", integer(), group=MODEL)
+    depth: int | None = option(None, "stride-2 conv layers (default: 4 at 32x32, 6 at 64x64)", optional(integer()),
+                               group=MODEL)
+    width: int = option(32, "channels of the first conv layer", integer(), group=MODEL)
+    steps: int = option(2000, "total optimizer steps", integer(), group=OPTIMIZATION)
+    batch_size: int = option(512, "batch size (under torchrun: the global batch, split evenly over the processes)",
+                             integer(), group=OPTIMIZATION)
+    lr: float = option(5e-4, "Adam learning rate", number(strict=True), group=OPTIMIZATION)
+    seed: int = option(0, "seed of initialization, batches and prior samples", group=OPTIMIZATION)
+    checkpoint_every: int = option(500, "steps between checkpoints (0: at the end only)", integer(0), group=OUTPUT)
+    device: str = option("cpu", "cpu, cuda, cuda:1 or auto (under torchrun, cuda is each process's own GPU)",
+                         group=OPTIMIZATION)
+    resident_bytes: int = option(512 * 2**20, "datasets up to this many bytes are held as one tensor on the device",
+                                 integer(0), group=SPEED)
+    precision: str = option("fp32", "bf16: autocast the networks to bfloat16 (losses stay float32)",
+                            one_of(PRECISIONS), choices=PRECISIONS, group=SPEED)
+    channels_last: bool = option(False, "NHWC memory layout for the conv layers", group=SPEED)
+    compile: bool = option(False, "torch.compile the encoder and decoder", group=SPEED)
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "steps", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"TrainConfig: lr must be a positive number, got {self.lr!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"TrainConfig: checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+        validate(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown fields {sorted(unknown)}")
-        return cls(**d)
+        return from_options(cls, "TrainConfig", d)
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,7 @@ def check_distributed(config: TrainConfig, world_size: int) -> None:
             f"batch_size {config.batch_size} (the global batch) must be divisible by the number of processes "
             f"{world_size}; each process takes batch_size / {world_size} samples"
         )
-    cls = OBJECTIVES.get(config.objective)
-    if cls is not None and not cls.supports_distributed:
+    if not objective_class(config.objective).supports_distributed:
         supported = sorted(name for name, c in OBJECTIVES.items() if c.supports_distributed)
         raise ValueError(
             f"the {config.objective!r} objective cannot train on several processes (its penalty couples the "
@@ -207,19 +211,16 @@ class Trainer:
         self._started = time.perf_counter()
 
     def _build_objective(self) -> Objective:
-        """The configured objective, given the run's facts (prior, latent size, dataset size) it asks for."""
-        name, spec = self.config.objective, self.config.prior
-        facts = {
-            "prior": lambda: Gaussian(self.config.latent_dim) if spec is None else from_dict(spec),
-            "latent_dim": lambda: self.config.latent_dim,
-            "dataset_size": lambda: len(self.dataset),
-        }
-        accepted = inspect.signature(OBJECTIVES[name]).parameters if name in OBJECTIVES else {}
+        """The configured objective, given the run's facts it declares (prior, latent size, dataset size)."""
+        cls, spec = objective_class(self.config.objective), self.config.prior
         options = dict(self.config.objective_options)
-        for key, value in facts.items():
-            if key in accepted and key not in options:
-                options[key] = value()
-        return build_objective(name, **options)
+        facts = {"latent_dim": lambda: self.config.latent_dim, "dataset_size": lambda: len(self.dataset)}
+        for name in cls.facts():
+            if name not in options and name in facts:
+                options[name] = facts[name]()
+        if cls.takes_prior:
+            options["prior"] = Gaussian(self.config.latent_dim) if spec is None else from_dict(spec)
+        return cls(**options)
 
     def _channel_means(self, n: int = 2048) -> torch.Tensor:
         """Mean intensity per channel, in [0, 1], of n images drawn with a fixed seed (not the run's generator)."""
@@ -237,11 +238,11 @@ class Trainer:
     @property
     def prior(self) -> Prior | None:
         """The prior the objective matches; assigning one takes effect at the next step."""
-        return getattr(self.objective, "prior", None)
+        return self.objective.prior if self.objective.takes_prior else None
 
     @prior.setter
     def prior(self, prior: Prior) -> None:
-        if not hasattr(self.objective, "prior"):
+        if not self.objective.takes_prior:
             raise ValueError(f"the {self.config.objective!r} objective has no prior to replace")
         if prior.dim != self.config.latent_dim:
             raise ValueError(f"prior dim must equal the latent size {self.config.latent_dim}, got {prior.dim}")

@@ -1,4 +1,5 @@
-"""The Binder environment (binder/) agrees with pyproject.toml, and the README's Binder badge opens a real notebook.
+"""The Binder environment (binder/) agrees with pyproject.toml, installs the extras the notebooks need, and the
+README's Binder badge opens a real notebook.
 
 Parses the real files: pyproject.toml with tomllib, binder/requirements.txt line by line with
 packaging.requirements, the badge URL with urllib. Nothing is installed or downloaded.
@@ -36,9 +37,17 @@ class PipFile:
     """A pip requirements file: requirement lines, local (path) installs and index options."""
 
     requirements: list[Requirement] = field(default_factory=list)
-    local: list[tuple[str, bool]] = field(default_factory=list)  # (path, editable)
+    local: list[tuple[str, frozenset[str], bool]] = field(default_factory=list)  # (path, extras, editable)
     index_urls: list[str] = field(default_factory=list)
     extra_index_urls: list[str] = field(default_factory=list)
+
+
+def split_extras(target: str) -> tuple[str, frozenset[str]]:
+    """``.[all]`` -> (".", {"all"})."""
+    match = re.fullmatch(r"(?P<path>[^\[]+)(\[(?P<extras>[^\]]*)\])?", target)
+    assert match, f"not a local install target: {target!r}"
+    extras = frozenset(e.strip() for e in (match.group("extras") or "").split(",") if e.strip())
+    return match.group("path"), extras
 
 
 def parse_pip_file(path: Path) -> PipFile:
@@ -57,9 +66,9 @@ def parse_pip_file(path: Path) -> PipFile:
             value = value if value is not None else words[1]
             (parsed.index_urls if option in ("--index-url", "-i") else parsed.extra_index_urls).append(value)
         elif option in ("-e", "--editable"):
-            parsed.local.append((value if value is not None else words[1], True))
+            parsed.local.append((*split_extras(value if value is not None else words[1]), True))
         elif line.startswith((".", "/")) or line.startswith("file:"):
-            parsed.local.append((line, False))
+            parsed.local.append((*split_extras(line), False))
         elif line.startswith("-"):
             raise AssertionError(f"{where}: option {line!r} is not understood by tests/test_binder.py; extend it")
         else:
@@ -94,7 +103,32 @@ def lower_bound(specifier: SpecifierSet) -> Version | None:
 
 def installs_this_package(binder: PipFile) -> bool:
     """Whether a local line installs the repository root (repo2docker runs pip from there)."""
-    return any((ROOT / path.removeprefix("file:")).resolve() == ROOT for path, _ in binder.local)
+    return any((ROOT / path.removeprefix("file:")).resolve() == ROOT for path, _, _ in binder.local)
+
+
+def with_extras(pyproject: dict, extras: set[str] | frozenset[str]) -> dict[str, Requirement]:
+    """The requirements this package brings with ``extras``, its own extras referring to others expanded."""
+    project = pyproject["project"]
+    found = by_name([Requirement(d) for d in project["dependencies"]])
+    todo, seen = list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        assert extra in project["optional-dependencies"], f"no extra [{extra}] in pyproject.toml"
+        for line in project["optional-dependencies"][extra]:
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) == project["name"]:
+                todo.extend(requirement.extras)
+            else:
+                found[canonicalize_name(requirement.name)] = requirement
+    return found
+
+
+def binder_installs(pyproject: dict, binder: PipFile) -> dict[str, Requirement]:
+    extras = frozenset().union(*(e for path, e, _ in binder.local if (ROOT / path).resolve() == ROOT))
+    return {**with_extras(pyproject, extras), **by_name(binder.requirements)}
 
 
 def test_binder_uses_pip_only():
@@ -151,11 +185,24 @@ def test_every_binder_requirement_is_compatible_with_pyproject(pyproject, binder
                 f"binder's {requirement} allows {low}, outside pyproject's {project[name]}")
 
 
-def test_the_live_widgets_render_in_jupyterlab(pyproject):
+def test_binder_installs_every_extra_the_notebooks_use(pyproject, binder):
+    """The notebooks open the live explorer ([lab]), UMAP views ([umap]) and mnist-5k ([data]): [all] of them."""
+    installed = binder_installs(pyproject, binder)
+    missing = sorted(set(with_extras(pyproject, {"all"})) - set(installed))
+    assert not missing, f"binder/requirements.txt does not install {missing}: use -e .[all]"
+
+
+def test_the_core_install_leaves_the_lab_to_its_extra(pyproject):
+    core = by_name([Requirement(d) for d in pyproject["project"]["dependencies"]])
+    for name in ("jupyterlab", "ipywidgets", "bokeh", "jupyter-bokeh", "ipykernel", "umap-learn", "mlxtend"):
+        assert name not in core, f"{name} is in the core dependencies; it belongs to an extra"
+
+
+def test_the_live_widgets_render_in_jupyterlab(pyproject, binder):
     """ipywidgets >= 8 and jupyter_bokeh >= 4 ship prebuilt JupyterLab 4 extensions: installing them is enough."""
-    project = by_name([Requirement(d) for d in pyproject["project"]["dependencies"]])
+    project = binder_installs(pyproject, binder)
     for name, first in (("jupyterlab", "4"), ("ipywidgets", "8"), ("jupyter-bokeh", "4"), ("ipykernel", "6")):
-        assert name in project, f"pyproject.toml must depend on {name} for the explorer on Binder"
+        assert name in project, f"Binder must install {name} (the [lab] extra) for the explorer"
         low = lower_bound(project[name].specifier)
         assert low is not None and low >= Version(first), f"{name} needs >= {first} (prebuilt lab extension)"
     post_build = BINDER / "postBuild"

@@ -77,3 +77,27 @@ def test_bad_input_gives_a_clear_error(tmp_path, capsys, args, message):
 def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "empty"), "--resume"]) == 2
     assert "No checkpoint at" in capsys.readouterr().err
+
+
+def test_train_flags_are_the_declared_settings():
+    """Every TrainConfig field and every option of a registered objective is a flag; facts the run supplies are not."""
+    import dataclasses
+
+    from explorer.objectives import OBJECTIVES
+    from explorer.training import TrainConfig
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {option for action in train._actions for option in action.option_strings}
+    declared = {f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in dataclasses.fields(TrainConfig)
+                if f.name != "objective_options"}
+    options = {"--" + f.name.replace("_", "-") for cls in OBJECTIVES.values() for f in dataclasses.fields(cls.Config)
+               if not f.metadata.get("fact")}
+    assert declared | options <= flags
+    assert {"--lam", "--beta", "--gamma", "--kernel", "--dataset-option", "--latent-dim"} <= flags
+    assert not {"--dataset-size", "--objective-options"} & flags
+
+
+def test_an_option_of_another_objective_is_refused_before_training(tmp_path, capsys):
+    assert main([*TRAIN, "--objective", "vae", "--lam", "1", "--steps", "2", "--out", str(tmp_path / "run")]) == 2
+    assert "vae objective: unknown option(s) ['lam']; options are ['beta']" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint.json").exists()

@@ -20,7 +20,7 @@ from explorer.priors import (
     dsprites_hybrid,
     from_dict,
 )
-from explorer.widgets.prior_editor import PARAMS, PriorEditor
+from explorer.widgets.prior_editor import PriorEditor
 
 
 def draw(prior, n=20_000):
@@ -106,9 +106,9 @@ def test_apply_to_all_gives_one_family(editor):
     assert editor.calls == [Laplace(3), Laplace(3, 0.0, 0.5)]
 
 
-def test_bimodal_mixture(editor):
+def test_two_mode_mixture(editor):
     editor.dim_select.value = 2
-    editor.family_select.value = "bimodal"
+    editor.family_select.value = "gaussian_mixture"
     for name, value in {"mode1": -3.0, "mode2": 3.0, "mode_std": 0.5, "weight": 0.25}.items():
         editor.texts[name].value = value
     assert block_on(editor.prior, (2,)) == GaussianMixture([-3.0, 3.0], 0.5, [0.25, 0.75])
@@ -143,9 +143,9 @@ def test_dsprites_preset_round_trips_through_the_controls():
     for i in range(5):
         editor.dim_select.value = i
         family = editor.family_select.value
-        shown.append((family, *(editor.texts[name].value for name in PARAMS[family])))
-    assert shown == [("uniform", -5.0, 5.0), ("gaussian", 0.0, 2.0), ("bimodal", -5.0, 5.0, 5.0, 0.5),
-                     ("bimodal", -10.0, 10.0, 1.0, 0.5), ("bimodal", -10.0, 10.0, 1.0, 0.5)]
+        shown.append((family, *(text.value for text in editor.texts.values())))
+    assert shown == [("uniform", -5.0, 5.0), ("gaussian", 0.0, 2.0), ("gaussian_mixture", -5.0, 5.0, 5.0, 0.5),
+                     ("gaussian_mixture", -10.0, 10.0, 1.0, 0.5), ("gaussian_mixture", -10.0, 10.0, 1.0, 0.5)]
     editor.sliders["mode_std"].value = 2.0  # z4; then back: the prior rebuilt from the controls
     editor.sliders["mode_std"].value = 1.0
     assert editor.prior == dsprites_hybrid()
@@ -174,8 +174,8 @@ def test_set_prior_keeps_blocks_the_controls_cannot_show(editor):
 
 def test_drawn_density_curve_becomes_a_sketched_dimension(editor):
     editor.dim_select.value = 1
-    editor.family_select.value = "sketched"  # nothing drawn yet
-    assert "z1: sketched: draw a density curve" in shown(editor)
+    editor.family_select.value = "sketched_density"  # nothing drawn yet
+    assert "z1: SketchedDensity: draw a density curve" in shown(editor)
     assert editor.prior == Gaussian(3) and editor.calls == []
     # one stroke drawn right to left and back: sorted by z, repeated z averaged (z=2: (1.5 + 2.5) / 2)
     editor.pad.curve_source.data = {"xs": [[3.0, 1.0, 0.0, 2.0, 4.0, 2.0]], "ys": [[1.0, 1.0, 0.0, 1.5, 0.0, 2.5]]}

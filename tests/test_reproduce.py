@@ -10,7 +10,7 @@ import json
 import torch
 
 import explorer
-from explorer.cli import REPRODUCE_LAM, main
+from explorer.cli import build_parser, main, reproduce_options
 from explorer.data import load_dataset
 from explorer.metrics.evaluate import encode_dataset
 from explorer.priors import Empirical, dsprites_hybrid
@@ -62,9 +62,16 @@ def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_p
         assert (out / "shapes" / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_the_command_lines_default_lambda_is_each_functions_default():
+def test_the_command_line_leaves_unset_options_to_each_functions_defaults():
     for experiment, function in (("kl-failure", kl_failure), ("engineered-priors", engineered_priors)):
-        assert inspect.signature(function).parameters["lam"].default == REPRODUCE_LAM[experiment]
+        args = build_parser().parse_args(["reproduce", experiment, "--steps", "7", "--out", "x"])
+        assert reproduce_options(args) == {"steps": 7, "seeds": range(1)}
+        lam = inspect.signature(function).parameters["lam"].default
+        help_text = build_parser()._subparsers._group_actions[0].choices["reproduce"].format_help()
+        assert f"{experiment} {lam}" in " ".join(help_text.split())
+    args = build_parser().parse_args(["reproduce", "kl-failure", "--lam", "3", "--objectives", "ae", "mmd",
+                                      "--out", "x"])
+    assert reproduce_options(args) == {"lam": 3.0, "objectives": ["ae", "mmd"], "seeds": range(1)}
 
 
 def test_kl_failure_refuses_a_kernel_choice(tmp_path, capsys):

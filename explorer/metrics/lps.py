@@ -1,7 +1,8 @@
 """Latent Predictability Score (LPS): how well each code dimension is predicted from the others.
 
 For each dimension i a regressor predicts z_i from the other d - 1 dimensions on a train split; LPS is the
-mean held-out R^2 (lower is better; about 0 means mutually unpredictable dimensions). Choices (METHOD.md 2):
+mean held-out R^2 (lower is better; about 0 means mutually unpredictable dimensions). Choices (docs/method.md,
+"Latent Predictability Score"):
 
 - n = min(n, len(codes)) rows drawn with `seed`; 80/20 train/test split from the same permutation; the
   last `val_fraction` of the train split is the validation part used for early stopping (`mlp`, `lgbm`).

@@ -1,10 +1,10 @@
 """Structure of the aggregate posterior and reconstruction quality, on arrays of codes and images.
 
 - `covariance` / `correlation`: of the codes over the dataset (unbiased, ddof = 1).
-- `covariance_ratio` (METHOD.md 5): trace of the code covariance / sum of the absolute off-diagonal entries,
-  both triangles. Scale-free; infinite for an exactly diagonal covariance. Sampling noise bounds it for
-  independent codes: E|cov_ij| = sqrt(2 / (pi n)) sigma_i sigma_j, so with unit variances the ratio is about
-  sqrt(pi n / 2) / (d - 1) (2.0 at n = 10,000, d = 64): compare ratios at equal n and d only.
+- `covariance_ratio` (docs/method.md, "Baselines and metrics"): trace of the code covariance / sum of the absolute
+  off-diagonal entries, both triangles. Scale-free; infinite for an exactly diagonal covariance. Sampling noise
+  bounds it for independent codes: E|cov_ij| = sqrt(2 / (pi n)) sigma_i sigma_j, so with unit variances the ratio
+  is about sqrt(pi n / 2) / (d - 1) (2.0 at n = 10,000, d = 64): compare ratios at equal n and d only.
 - `mmd_to_prior`: MMD^2 (explorer.mmd.mmd2, paper kernel and median bandwidth) between a seeded subsample of
   the codes and an equal-size seeded prior sample.
 - `ks_to_prior`: per-dimension two-sample Kolmogorov-Smirnov statistic between each code marginal and the

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import inspect
 import math
 import tempfile
 import threading
@@ -22,7 +21,7 @@ import ipywidgets as widgets
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
 from explorer.live import BackgroundTrainer, Snapshot
-from explorer.objectives import OBJECTIVES
+from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
 from explorer.training import TrainConfig, Trainer
 from explorer.widgets.bokehjs import bokehjs_loader
@@ -34,7 +33,7 @@ from explorer.widgets.traversal_view import TraversalView
 
 # shapes at 32 px trains at ~25 steps/s on 2 CPU cores; lam 2 (the top of the paper's 0.1-2 range) brings the
 # aggregate posterior onto the prior within minutes, where the engine's default 0.3 takes far longer
-DEFAULT_CONFIG = TrainConfig(dataset="shapes", dataset_options={"size": 32}, objective="mmd",
+DEFAULT_CONFIG = TrainConfig(dataset="shapes", dataset_options={"size": 32}, objective=AEMMD.name,
                              objective_options={"lam": 2.0}, latent_dim=5, batch_size=64, steps=3000)
 
 
@@ -153,8 +152,7 @@ class Explorer:
         """The panel's settings, with the editor's prior where the objective takes one and the sizes agree."""
         config = self.panel.config()
         prior = self.editor.prior
-        takes_prior = "prior" in inspect.signature(OBJECTIVES[config.objective]).parameters
-        keep = takes_prior and prior.dim == config.latent_dim
+        keep = OBJECTIVES[config.objective].takes_prior and prior.dim == config.latent_dim
         return dataclasses.replace(config, prior=prior.to_dict() if keep else None)
 
     def _on_start(self, _button: object = None) -> None:
@@ -183,9 +181,10 @@ class Explorer:
 
     def _on_prior(self, prior: Prior) -> None:
         if self.trainer.prior is None:
+            takers = [cls.label for cls in OBJECTIVES.values() if cls.takes_prior]
             with self.lock:
                 self.panel.show(f"The {self.trainer.config.objective} objective has no prior to replace; "
-                                "choose AE-MMD to train toward this one.")
+                                f"choose one that takes a prior ({', '.join(takers)}) to train toward this one.")
             return
         self.background.set_prior(prior)
 

@@ -15,6 +15,7 @@ from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 from jupyter_bokeh import BokehModel
 
+from explorer.extras import require
 from explorer.live import Probe, Snapshot
 
 PROJECTIONS = ("pair", "PCA", "UMAP")
@@ -32,7 +33,7 @@ def pca_project(codes: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.n
 
 def umap_project(codes: np.ndarray, others: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Codes and prior sample embedded together in 2-D by UMAP (slow: run it off the UI path)."""
-    import umap  # numba compiles on first use: about 25 s in a fresh process
+    umap = require("umap", "umap", "the UMAP projection")  # numba compiles on first use: ~25 s in a fresh process
 
     both = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(np.concatenate([codes, others]))
     return both[: len(codes)], both[len(codes) :]

@@ -7,6 +7,7 @@ and the last valid prior stays in force. Callbacks run on the main thread; the e
 from __future__ import annotations
 
 import asyncio
+import copy
 import html
 import math
 import time
@@ -21,8 +22,7 @@ import torch
 
 from explorer.priors import (
     Gaussian,
-    GaussianMixture,
-    Laplace,
+    Param,
     Prior,
     Product,
     Sketched,
@@ -30,68 +30,63 @@ from explorer.priors import (
     SketchedPoints,
     Uniform,
     dsprites_hybrid,
+    families,
 )
 from explorer.widgets.sketch_pad import SketchPad
 
 PREVIEW_INTERVAL = 0.1  # s: a dragged slider redraws the preview at most ~10 times a second
-
-FAMILIES = (("Gaussian", "gaussian"), ("Uniform", "uniform"), ("Laplace", "laplace"),
-            ("Bimodal (two modes)", "bimodal"), ("Sketched (draw it)", "sketched"))
-PARAMS = {"gaussian": ("mean", "std"), "uniform": ("low", "high"), "laplace": ("loc", "scale"),
-          "bimodal": ("mode1", "mode2", "mode_std", "weight"), "sketched": (), "fixed": ()}
-# name: (label, slider min, slider max, step, default); the FloatText beside each slider takes any value
-SLIDERS = {
-    "mean": ("mean", -10.0, 10.0, 0.05, 0.0), "std": ("std", 0.05, 5.0, 0.05, 1.0),
-    "low": ("low", -10.0, 10.0, 0.05, -1.0), "high": ("high", -10.0, 10.0, 0.05, 1.0),
-    "loc": ("loc", -10.0, 10.0, 0.05, 0.0), "scale": ("scale", 0.05, 5.0, 0.05, 1.0),
-    "mode1": ("mode 1", -10.0, 10.0, 0.05, -2.0), "mode2": ("mode 2", -10.0, 10.0, 0.05, 2.0),
-    "mode_std": ("mode std", 0.05, 5.0, 0.05, 0.5), "weight": ("weight 1", 0.0, 1.0, 0.01, 0.5),
-}
-_SIMPLE = {"gaussian": Gaussian, "uniform": Uniform, "laplace": Laplace}  # spec keys = constructor arguments
+SLIDER_STEPS = 400  # a slider's range in this many steps (of the exponent for a log-scale parameter)
+DRAWN = SketchedDensity.family  # the family whose dimension follows the curve drawn on the sketch pad
+FIXED = "fixed"  # a dimension inside a block the sliders cannot show
 
 
-def _block(spec: dict[str, Any]) -> Prior:
-    """The 1-D prior one dimension's control values describe."""
-    family = spec["family"]
-    if family in _SIMPLE:
-        return _SIMPLE[family](1, *(spec[name] for name in PARAMS[family]))
-    if family == "bimodal":
-        weight = spec["weight"]
-        return GaussianMixture([spec["mode1"], spec["mode2"]], spec["mode_std"], [weight, 1 - weight])
-    grid, density = spec["curve"]
-    if len(grid) < 2:
-        raise ValueError("sketched: draw a density curve of at least 2 points on the sketch pad "
-                         "(x: value of the dimension, y: density)")
-    return Sketched.from_density(grid, density)
+def editable_families() -> dict[str, type[Prior]]:
+    """The registered families the editor offers: those that declare per-dimension ``params``, and the drawn one."""
+    return {name: cls for name, cls in families().items() if cls.params or name == DRAWN}
+
+
+def _slider(param: Param) -> widgets.FloatSlider | widgets.FloatLogSlider:
+    label = param.label or param.name
+    if param.scale == "log":
+        low, high = math.log10(param.low), math.log10(param.high)
+        return widgets.FloatLogSlider(value=param.default, base=10, min=low, max=high, step=(high - low) / SLIDER_STEPS,
+                                      description=label, readout=False)
+    return widgets.FloatSlider(value=param.default, min=param.low, max=param.high,
+                               step=(param.high - param.low) / SLIDER_STEPS, description=label, readout=False)
+
+
+def _block(cls: type[Prior], spec: dict[str, Any]) -> Prior:
+    """The 1-D prior of family ``cls`` that one dimension's control values describe."""
+    if cls.family == DRAWN:
+        grid, density = spec["curve"]
+        if len(grid) < 2:
+            raise ValueError("SketchedDensity: draw a density curve of at least 2 points on the sketch pad "
+                             "(x: value of the dimension, y: density)")
+        return Sketched.from_density(grid, density)
+    values = spec["values"][cls.family]
+    return cls.from_columns(1, **{p.name: [values[p.name]] for p in cls.params})
 
 
 def _merge(priors: list[Prior]) -> Prior | None:
-    """The 1-D priors of dimensions 0..d-1 as one d-dimensional prior, where they share a family."""
+    """The 1-D priors of dimensions 0..d-1 as one d-dimensional prior, where they share a family with columns."""
     kind = type(priors[0])
-    if any(type(p) is not kind for p in priors):
+    columns = [p.columns() for p in priors]
+    if any(type(p) is not kind for p in priors) or any(c is None for c in columns):
         return None
-    for family, cls in _SIMPLE.items():
-        if kind is cls:
-            return cls(len(priors), *(torch.cat([getattr(p, a) for p in priors]) for a in PARAMS[family]))
-    if kind is GaussianMixture:
-        return GaussianMixture(*(torch.cat([getattr(p, a) for p in priors], 1) for a in ("means", "stds", "weights")))
-    return None
+    return kind.from_columns(len(priors), **{p.name: torch.cat([c[p.name] for c in columns]) for p in kind.params})
 
 
-def _specs(prior: Prior) -> list[dict[str, Any]] | None:
+def _specs(prior: Prior, shown: dict[str, type[Prior]]) -> list[dict[str, Any]] | None:
     """Per-dimension control values that rebuild ``prior``, or None where the controls cannot show it."""
-    for family, cls in _SIMPLE.items():
-        if isinstance(prior, cls) and getattr(prior, "cov", None) is None:
-            columns = zip(*(getattr(prior, a).tolist() for a in PARAMS[family]), strict=True)
-            return [{"family": family, **dict(zip(PARAMS[family], values, strict=True))} for values in columns]
-    if (isinstance(prior, GaussianMixture) and not prior.joint and len(prior.means) == 2
-            and torch.equal(prior.stds[0], prior.stds[1])):
-        return [{"family": "bimodal", "mode1": m[0], "mode2": m[1], "mode_std": s[0], "weight": w[0]}
-                for m, s, w in zip(prior.means.T.tolist(), prior.stds.T.tolist(), prior.weights.T.tolist(),
-                                   strict=True)]
-    if isinstance(prior, SketchedDensity):
-        return [{"family": "sketched", "curve": (prior.grid.numpy(), prior.density.numpy())}]
-    return None
+    if shown.get(prior.family) is not type(prior):
+        return None
+    if prior.family == DRAWN:
+        return [{"family": DRAWN, "curve": (prior.grid.numpy(), prior.density.numpy())}]
+    columns = prior.columns()
+    if columns is None:
+        return None
+    return [{"family": prior.family, "values": {name: float(column[j]) for name, column in columns.items()}}
+            for j in range(prior.dim)]
 
 
 def _decompose(prior: Prior, dims: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], Prior]]:
@@ -111,10 +106,12 @@ class PriorEditor:
 
     - ``dim_select``: the dimension the family and parameter controls edit; ``apply_all``: when checked, an edit
       copies the selected dimension's family and parameters to every dimension.
-    - ``family_select``: gaussian, uniform, laplace, bimodal or sketched ("fixed" when the dimension belongs to a
-      joint block; choosing a family splits that block back into its dimensions' own settings).
-    - ``sliders[name]`` / ``texts[name]``: FloatSlider and FloatText per parameter (mean, std, low, high, loc,
-      scale, mode1, mode2, mode_std, weight = weight of mode 1); the text takes values beyond the slider's range.
+    - ``family_select``: a registered family (`editable_families`: those declaring per-dimension ``params``, and
+      the drawn ``sketched_density``), by its registry name; "fixed" when the dimension belongs to a joint block
+      (choosing a family splits that block back into its dimensions' own settings).
+    - ``sliders[name]`` / ``texts[name]``: the slider (log-scale where the parameter declares it) and FloatText of
+      each parameter of the shown family, as its `Param` declares them; the text takes values beyond the slider's
+      range. ``controls[family][name]`` holds the (slider, text) pair of every family.
     - ``preset_buttons[label]``: "Standard Gaussian", "Uniform [-1, 1]", "dSprites hybrid".
     - ``pair_x`` / ``pair_y``: the pair of dimensions of the scatter preview and of the 2-D sketch;
       ``use_points_button``: the drawn points become a joint `SketchedPoints` block on that pair (later point
@@ -126,8 +123,10 @@ class PriorEditor:
         if latent_dim < 1 or preview_n < 1:
             raise ValueError(f"PriorEditor: latent_dim and preview_n must be >= 1, got {latent_dim}, {preview_n}")
         self.latent_dim, self.preview_n, self.seed = latent_dim, preview_n, seed
-        blank = {"family": "gaussian", "curve": (np.empty(0), np.empty(0)), **{n: row[4] for n, row in SLIDERS.items()}}
-        self._specs = [dict(blank) for _ in range(latent_dim)]
+        self._families = editable_families()
+        blank = {"family": next(iter(self._families)), "curve": (np.empty(0), np.empty(0)),
+                 "values": {name: {p.name: p.default for p in cls.params} for name, cls in self._families.items()}}
+        self._specs = [copy.deepcopy(blank) for _ in range(latent_dim)]
         self._fixed: list[tuple[tuple[int, ...], Prior]] = []  # joint or unrepresentable blocks
         self._prior = self._assemble()
         self._callbacks: list[Callable[[Prior], None]] = []
@@ -139,11 +138,10 @@ class PriorEditor:
         self.message = widgets.HTML()
         self.dim_select = widgets.Dropdown(options=dims, value=0, description="dimension", layout={"width": "200px"})
         self.apply_all = widgets.Checkbox(value=False, description="apply to all dimensions", indent=False)
-        self.family_select = widgets.Dropdown(options=FAMILIES, description="family")
-        self.sliders = {name: widgets.FloatSlider(value=default, min=low, max=high, step=step, description=label,
-                                                  readout=False)
-                        for name, (label, low, high, step, default) in SLIDERS.items()}
-        self.texts = {name: widgets.FloatText(value=row[4], layout={"width": "90px"}) for name, row in SLIDERS.items()}
+        self._family_options = [(cls.label or cls.__name__, name) for name, cls in self._families.items()]
+        self.family_select = widgets.Dropdown(options=self._family_options, description="family")
+        self.controls = {name: {p.name: (_slider(p), widgets.FloatText(value=p.default, layout={"width": "90px"}))
+                                for p in cls.params} for name, cls in self._families.items()}
         presets = {"Standard Gaussian": lambda: Gaussian(latent_dim), "Uniform [-1, 1]": lambda: Uniform(latent_dim),
                    "dSprites hybrid": dsprites_hybrid}
         self.preset_buttons = {label: widgets.Button(description=label) for label in presets}
@@ -156,16 +154,18 @@ class PriorEditor:
 
         for label, make in presets.items():
             self.preset_buttons[label].on_click(lambda _, make=make, label=label: self._preset(label, make))
-        for name in SLIDERS:
-            self.sliders[name].observe(partial(self._on_slider, name), "value")
-            self.texts[name].observe(partial(self._on_text, name), "value")
+        for family, controls in self.controls.items():
+            for name, (slider, text) in controls.items():
+                slider.observe(partial(self._on_slider, text), "value")
+                text.observe(partial(self._on_text, family, name, slider), "value")
         self.dim_select.observe(self._on_dim, "value")
         self.family_select.observe(self._on_family, "value")
         self.pair_x.observe(self._on_pair, "value")
         self.pair_y.observe(self._on_pair, "value")
         self.use_points_button.on_click(lambda _: self._use_points())
 
-        self._rows = {name: widgets.HBox([self.sliders[name], self.texts[name]]) for name in SLIDERS}
+        self._rows = {family: [widgets.HBox(list(pair)) for pair in controls.values()]
+                      for family, controls in self.controls.items()}
         self._hint = widgets.HTML()
         self._params_box = widgets.VBox()
         pair_row = [widgets.HBox([self.pair_x, self.pair_y, self.use_points_button])] if latent_dim >= 2 else []
@@ -183,6 +183,16 @@ class PriorEditor:
     def prior(self) -> Prior:
         """The last valid prior."""
         return self._prior
+
+    @property
+    def sliders(self) -> dict[str, widgets.FloatSlider | widgets.FloatLogSlider]:
+        """The parameter sliders of the family the selected dimension shows."""
+        return {name: slider for name, (slider, _) in self.controls.get(self._shown_family(), {}).items()}
+
+    @property
+    def texts(self) -> dict[str, widgets.FloatText]:
+        """The parameter text boxes of the family the selected dimension shows."""
+        return {name: text for name, (_, text) in self.controls.get(self._shown_family(), {}).items()}
 
     def on_change(self, callback: Callable[[Prior], None]) -> None:
         """Call ``callback(prior)`` with each new valid prior."""
@@ -202,33 +212,37 @@ class PriorEditor:
             raise ValueError(f"PriorEditor: prior must be a Prior of dim {self.latent_dim}, got {prior!r}")
         self._fixed = []
         for dims, block in _decompose(prior, tuple(range(self.latent_dim))):
-            specs = _specs(block)
+            specs = _specs(block, self._families)
             if specs is None:
                 self._fixed.append((dims, block))
                 continue
             for j, spec in zip(dims, specs, strict=True):
-                self._specs[j] = {**self._specs[j], **spec}
+                self._specs[j]["family"] = spec["family"]
+                if "curve" in spec:
+                    self._specs[j]["curve"] = spec["curve"]
+                else:
+                    self._specs[j]["values"][spec["family"]].update(spec["values"])
 
     # ------------------------------------------------------------------ control callbacks
 
-    def _on_slider(self, name: str, change: dict[str, Any]) -> None:
+    def _on_slider(self, text: widgets.FloatText, change: dict[str, Any]) -> None:
         if not self._loading:
-            self.texts[name].value = change["new"]  # the text holds the value; its callback edits
+            text.value = change["new"]  # the text holds the value; its callback edits
 
-    def _on_text(self, name: str, change: dict[str, Any]) -> None:
+    def _on_text(self, family: str, name: str, slider: widgets.FloatSlider, change: dict[str, Any]) -> None:
         if self._loading:
             return
         with self._quiet():
-            self.sliders[name].value = change["new"]  # clamped to the slider's range; the text keeps the value
-        self._edit({name: change["new"]})
+            slider.value = change["new"]  # clamped to the slider's range; the text keeps the value
+        self._edit(value=(family, name, change["new"]))
 
     def _on_family(self, change: dict[str, Any]) -> None:
         if self._loading:
             return
         update = {"family": change["new"]}
-        if change["new"] == "sketched" and not len(self._specs[self.dim_select.value]["curve"][0]):
+        if change["new"] == DRAWN and not len(self._specs[self.dim_select.value]["curve"][0]):
             update["curve"] = self.pad.curve()
-        self._edit(update)
+        self._edit(**update)
         self._show_dim()
 
     def _on_dim(self, _change: dict[str, Any]) -> None:
@@ -241,8 +255,8 @@ class PriorEditor:
 
     def _on_curve(self) -> None:
         i = self.dim_select.value
-        if self._specs[i]["family"] == "sketched" and self._block_of(i) is None:
-            self._edit({"curve": self.pad.curve()})
+        if self._specs[i]["family"] == DRAWN and self._block_of(i) is None:
+            self._edit(curve=self.pad.curve())
 
     def _on_points(self) -> None:
         pair = {self.pair_x.value, self.pair_y.value}
@@ -272,12 +286,19 @@ class PriorEditor:
 
     # ------------------------------------------------------------------ state -> prior
 
-    def _edit(self, update: dict[str, Any]) -> None:
-        """Apply control values to the selected dimension (every dimension with ``apply_all``), then rebuild."""
-        spec = {**self._specs[self.dim_select.value], **update}
+    def _edit(self, family: str | None = None, curve: Any = None, value: tuple[str, str, float] | None = None) -> None:
+        """Apply a family, a drawn curve or a (family, parameter, value) to the selected dimension (every dimension
+        with ``apply_all``), then rebuild."""
+        spec = copy.deepcopy(self._specs[self.dim_select.value])
+        if family is not None:
+            spec["family"] = family
+        if curve is not None:
+            spec["curve"] = curve
+        if value is not None:
+            spec["values"][value[0]][value[1]] = value[2]
         targets = set(range(self.latent_dim)) if self.apply_all.value else {self.dim_select.value}
         for j in targets:
-            self._specs[j] = dict(spec)
+            self._specs[j] = copy.deepcopy(spec)
         self._fixed = [(dims, block) for dims, block in self._fixed if not targets & set(dims)]
         self._commit()
 
@@ -288,7 +309,7 @@ class PriorEditor:
         for j in range(self.latent_dim):
             if j not in covered:
                 try:
-                    singles.append(((j,), _block(self._specs[j])))
+                    singles.append(((j,), _block(self._families[self._specs[j]["family"]], self._specs[j])))
                 except ValueError as error:
                     raise ValueError(f"z{j}: {error}") from None
         merged = None if self._fixed else _merge([block for _, block in singles])
@@ -333,26 +354,30 @@ class PriorEditor:
     def _block_of(self, j: int) -> tuple[tuple[int, ...], Prior] | None:
         return next((block for block in self._fixed if j in block[0]), None)
 
+    def _shown_family(self) -> str:
+        i = self.dim_select.value
+        return FIXED if self._block_of(i) else self._specs[i]["family"]
+
     def _show_dim(self) -> None:
         """Show the selected dimension's family and parameters (and a sketched dimension's curve on the pad)."""
         i = self.dim_select.value
         spec, fixed = self._specs[i], self._block_of(i)
-        family = "fixed" if fixed else spec["family"]
+        family = self._shown_family()
         with self._quiet():
-            options = FAMILIES
+            options = self._family_options
             if fixed:
                 names = ", ".join(f"z{j}" for j in fixed[0])
-                options = (*FAMILIES, (f"fixed: {type(fixed[1]).__name__} on {names}", "fixed"))
+                options = [*options, (f"fixed: {type(fixed[1]).__name__} on {names}", FIXED)]
             self.family_select.options = options
             self.family_select.value = family
-            for name in SLIDERS:
-                self.texts[name].value = self.sliders[name].value = spec[name]
-            if family == "sketched":
+            for name, (slider, text) in self.controls.get(family, {}).items():
+                text.value = slider.value = spec["values"][family][name]
+            if family == DRAWN:
                 self.pad.load_curve(*spec["curve"])
-        hints = {"sketched": f"Draw the density of z{i} on the sketch pad (freehand tool; x: z{i}, y: density).",
-                 "fixed": "A block the sliders cannot show; choose a family to replace it."}
+        hints = {DRAWN: f"Draw the density of z{i} on the sketch pad (freehand tool; x: z{i}, y: density).",
+                 FIXED: "A block the sliders cannot show; choose a family to replace it."}
         self._hint.value = hints.get(family, "")
-        rows = [self._rows[name] for name in PARAMS[family]]
+        rows = self._rows.get(family, [])
         self._params_box.children = [*rows, self._hint] if family in hints else rows
 
     def _show_pair(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import inspect
+import math
 from typing import Any
 
 import ipywidgets as widgets
@@ -31,19 +31,15 @@ DATASET_CHOICES: dict[str, tuple[str, dict[str, Any]]] = {
     "fashion-mnist": ("fashion-mnist", {}),
     "cifar10": ("cifar10", {}),
 }
-OBJECTIVE_LABELS = {"mmd": "AE-MMD", "ae": "AE", "kld": "AE-KLD", "vae": "VAE", "beta-vae": "beta-VAE",
-                    "beta-tcvae": "beta-TCVAE", "factorvae": "FactorVAE"}
-WEIGHTS = ("lam", "beta", "gamma")  # the penalty weight the slider sets, the first one the objective takes
 BATCH_SIZES = (32, 64, 128, 256, 512)
 
 
-def penalty_weight(objective: str) -> tuple[str, float] | None:
-    """(name, default) of the objective's penalty weight, or None for the plain AE."""
-    parameters = inspect.signature(OBJECTIVES[objective]).parameters
-    for name in WEIGHTS:
-        if name in parameters:
-            return name, float(parameters[name].default)
-    return None
+def penalty_weight(objective: str) -> tuple[str, float, tuple[float, float]] | None:
+    """(name, default, slider range) of the objective's main penalty weight, or None if it declares none."""
+    weights = OBJECTIVES[objective].weights()
+    if not weights:
+        return None
+    return weights[0].name, float(weights[0].default), weights[0].metadata["range"]
 
 
 def format_duration(seconds: float) -> str:
@@ -66,7 +62,7 @@ class TrainingPanel:
         style = {"description_width": "90px"}
         self.dataset = widgets.Dropdown(options=list(datasets), value=current, description="dataset", style=style,
                                         layout=narrow)
-        self.objective = widgets.Dropdown(options=[(v, k) for k, v in OBJECTIVE_LABELS.items()],
+        self.objective = widgets.Dropdown(options=[(cls.label, name) for name, cls in OBJECTIVES.items()],
                                           value=config.objective, description="objective", style=style,
                                           layout=narrow)
         self.latent_dim = widgets.IntSlider(value=config.latent_dim, min=1, max=16, description="latent size",
@@ -111,8 +107,9 @@ class TrainingPanel:
         weight = penalty_weight(objective)
         self.weight.disabled = weight is None
         if weight is not None:
-            name, default = weight
+            name, default, (low, high) = weight
             self.weight.description = name
+            self.weight.min, self.weight.max = math.log10(low), math.log10(high)
             self.weight.value = float(options.get(name, default))
 
     def config(self) -> TrainConfig:
