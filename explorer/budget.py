@@ -7,6 +7,9 @@ extended by exact resume, so the point at step k equals an uninterrupted run of 
 budget across all runs, so an interrupted study leaves every objective measured at the same budgets; points
 already in ``budget.json`` are kept, not measured again.
 
+The default learning rate is 4x the paper's 5e-4, which is set for batch 512: at batch 64 on 32 px ``shapes``,
+AE-MMD after 1,000 steps reached LPS-lgbm 0.51 and NMSE -11.6 dB with 2e-3, against 0.72 and -9.4 dB with 5e-4.
+
 Outputs in ``out``: ``budget.json`` (one row per run, seed and step, rewritten after every evaluation) and
 ``budget.png`` (metric against images seen on a log axis, one line per objective: the mean over seeds, with a
 band from the lowest to the highest seed).
@@ -24,8 +27,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from explorer.data import load_dataset
-from explorer.reproduce import KL_FAILURE, LABELS, PENALIZED, Run, evaluate_run, train_or_reuse
-from explorer.training import Callback, TrainConfig
+from explorer.objectives import OBJECTIVES
+from explorer.reproduce import KL_FAILURE, evaluate_run, objective_runs, train_or_reuse
+from explorer.training import Callback
 
 CURVE_METRICS = ("lps_lgbm", "lps_mlp", "nmse_db", "mmd_to_prior", "mig", "dci_disentanglement")
 RESULTS = "budget.json"
@@ -52,7 +56,7 @@ def budget(
     first: int = 500,
     seeds: Sequence[int] = (0,),
     batch_size: int = 64,
-    lr: float = 5e-4,
+    lr: float = 2e-3,
     lam: float = 2.0,
     objectives: Sequence[str] = KL_FAILURE,
     eval_n: int = 5000,
@@ -65,10 +69,8 @@ def budget(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(dataset, **(dataset_options or {}))
-    runs = [Run(objective, LABELS[objective], TrainConfig(
-        dataset=dataset, dataset_options=dict(dataset_options or {}), objective=objective,
-        objective_options={"lam": lam} if objective in PENALIZED else {}, latent_dim=latent_dim, steps=steps,
-        batch_size=batch_size, lr=lr, checkpoint_every=0)) for objective in objectives]
+    runs = objective_runs(objectives, dataset, dataset_options, lam=lam, latent_dim=latent_dim, steps=steps,
+                          batch_size=batch_size, lr=lr)
     setting = {"dataset": dataset, "dataset_options": dict(dataset_options or {}), "latent_dim": latent_dim,
                "batch_size": batch_size, "lr": lr, "lam": lam, "eval_n": min(eval_n, len(data)),
                "epoch_images": len(data)}
@@ -111,7 +113,8 @@ def curves_figure(rows: Sequence[dict[str, Any]], title: str, metrics: Sequence[
             images = sorted({row["images"] for row in rows if row["run"] == name})
             values = [[row[metric] for row in rows if row["run"] == name and row["images"] == x] for x in images]
             mean = np.array([np.mean(v) for v in values])
-            (line,) = ax.plot(images, mean, marker="o", markersize=3, label=LABELS.get(name, name))
+            label = OBJECTIVES[name].label if name in OBJECTIVES else name
+            (line,) = ax.plot(images, mean, marker="o", markersize=3, label=label)
             if any(len(v) > 1 for v in values):
                 ax.fill_between(images, [min(v) for v in values], [max(v) for v in values],
                                 color=line.get_color(), alpha=0.2, linewidth=0)

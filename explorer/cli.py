@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from explorer import priors, reproduce
+from explorer import budget, priors, reproduce
 from explorer.mmd import KERNELS
 from explorer.objectives import OBJECTIVES
 from explorer.training import MODEL, TrainConfig
 
 OBJECTIVE_OPTION = "objective_option."  # argparse dest prefix of the objectives' options
-EXPERIMENTS = {"kl-failure": reproduce.kl_failure, "engineered-priors": reproduce.engineered_priors}
+EXPERIMENTS = {"kl-failure": reproduce.kl_failure, "engineered-priors": reproduce.engineered_priors,
+               "budget": budget.budget}
 
 
 def _json_or_file(text: str) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _defaults(parameter: str) -> str:
 
 
 def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
-    """Flags of `kl_failure` / `engineered_priors`; their defaults are the functions' own."""
+    """Flags of the experiments' functions (`EXPERIMENTS`); their defaults are the functions' own."""
     add = reproduce_parser.add_argument
     add("experiment", choices=tuple(EXPERIMENTS), help="which comparison")
     add("--dataset", help=f"dataset name (default: {_defaults('dataset')})")
@@ -170,7 +171,8 @@ def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
     numbers = {"latent_dim": (int, "latent size d of every model"), "steps": (int, "optimizer steps of every model"),
                "batch_size": (int, "batch size"), "lr": (float, "Adam learning rate"),
                "lam": (float, "penalty weight of the objectives whose weight is named lam"),
-               "eval_n": (int, "images the metrics are computed on")}
+               "eval_n": (int, "images the metrics are computed on"),
+               "first": (int, "budget: the first number of steps measured, doubled up to --steps")}
     for name, (kind, text) in numbers.items():
         add(_flag(name), type=kind, help=f"{text} (default: {_defaults(name)})")
     add("--kernel", choices=KERNELS,
@@ -321,6 +323,9 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     options = reproduce_options(args)
     EXPERIMENTS[args.experiment](args.out, callbacks=[ProgressBar()], **options)
+    if args.experiment == "budget":
+        print(f"written: {args.out / budget.RESULTS}, {args.out / budget.FIGURE}, steps/ (weights per budget)")
+        return 0
     tables = [args.out] if args.experiment == "kl-failure" else [args.out / "xy", args.out / "shapes"]
     for folder in tables:
         print((folder / "table.md").read_text())

@@ -122,18 +122,28 @@ def kl_failure(
     into ``out`` (``lam`` weighs the penalty of the objectives that have a ``lam``: AE-MMD and AE-KLD). Returns
     one row per run (name, seed and metrics)."""
     out = Path(out)
-    classes = [objective_class(name) for name in objectives]
     data = load_dataset(dataset, **(dataset_options or {}))
-    runs = [Run(cls.name, cls.label, TrainConfig(
-        dataset=dataset, dataset_options=dict(dataset_options or {}), objective=cls.name,
-        objective_options={LAM: lam} if LAM in {f.name for f in dataclasses.fields(cls.Config)} else {},
-        latent_dim=latent_dim, steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=0)) for cls in classes]
+    runs = objective_runs(objectives, dataset, dataset_options, latent_dim=latent_dim, steps=steps,
+                          batch_size=batch_size, lr=lr, lam=lam)
     options = f" {dataset_options}" if dataset_options else ""
     setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, "
                f"seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
     rows = train_and_evaluate(out, runs, seeds, data, eval_n, callbacks)
     write_tables(out, rows, {run.name: run.label for run in runs}, "KL failure", setting, KL_FAILURE_COLUMNS)
     return rows
+
+
+def objective_runs(objectives: Sequence[str], dataset: str, dataset_options: dict[str, Any] | None, lam: float,
+                   **settings: Any) -> list[Run]:
+    """One run per objective (any registered one), trained alike; ``lam`` goes to the objectives that have a
+    ``lam``; ``settings`` are further `TrainConfig` fields."""
+    runs = []
+    for cls in map(objective_class, objectives):
+        options = {LAM: lam} if LAM in {f.name for f in dataclasses.fields(cls.Config)} else {}
+        runs.append(Run(cls.name, cls.label, TrainConfig(
+            dataset=dataset, dataset_options=dict(dataset_options or {}), objective=cls.name,
+            objective_options=options, checkpoint_every=0, **settings)))
+    return runs
 
 
 def xy_priors() -> dict[str, tuple[str, Prior]]:

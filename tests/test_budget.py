@@ -9,6 +9,7 @@ import pytest
 
 import explorer
 from explorer.budget import budget, schedule
+from explorer.cli import main
 
 
 def test_schedule_doubles_up_to_the_last_step():
@@ -37,3 +38,14 @@ def test_budget_measures_each_run_at_each_budget_and_reuses_what_it_measured(tmp
     assert explorer.load(out / "ae-seed0").step == 24
     with pytest.raises(ValueError, match="other settings"):
         budget(out, steps=24, first=3, seeds=(0,), **{**options, "batch_size": 16})
+
+
+def test_reproduce_budget_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["reproduce", "budget", "--dataset", "digits", "--latent-dim", "3", "--steps", "4", "--first", "2",
+                 "--objectives", "mmd", "vae", "--batch-size", "32", "--eval-n", "300", "--out", str(out)]) == 0
+    rows = json.loads((out / "budget.json").read_text())["rows"]
+    assert [(r["run"], r["step"]) for r in rows] == [("mmd", 2), ("vae", 2), ("mmd", 4), ("vae", 4)]
+    assert "budget.json" in capsys.readouterr().out
+    assert main(["reproduce", "budget", "--kernel", "imq", "--out", str(tmp_path / "other")]) == 2
+    assert "--kernel applies to engineered-priors" in capsys.readouterr().err
