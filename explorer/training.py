@@ -17,10 +17,13 @@ and indexed there, ``precision="bf16"`` (autocast of the networks; losses in flo
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import inspect
 import math
 import time
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from explorer import checkpoints, distributed
+from explorer import checkpoints, distributed, run_folder
 from explorer.data import Dataset, load_dataset
 from explorer.models import ModelConfig, build_model
 from explorer.objectives import OBJECTIVES, Objective, build_objective
@@ -37,6 +40,9 @@ from explorer.priors import Gaussian, Prior, from_dict
 
 RESIDENT_CHUNK = 4096
 PRECISIONS = ("fp32", "bf16")
+SEED_RANGE = (-(2**63), 2**64)  # what torch.Generator.manual_seed accepts
+CODE_LIMIT = 1e6  # |code| beyond this means the encoder diverges (codes of a fitted prior are O(1) to O(100))
+LOSS_GROWTH = 1e3  # a loss this many times its first value has exploded
 
 
 @dataclass(frozen=True)
@@ -63,16 +69,35 @@ class TrainConfig:
     compile: bool = False  # torch.compile the encoder and decoder
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "steps", "batch_size"):
+        for name, low in (("latent_dim", 1), ("steps", 1), ("batch_size", 1), ("width", 1), ("checkpoint_every", 0),
+                          ("resident_bytes", 0), ("depth", 1)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            if not (value is None and name == "depth") and (type(value) is not int or value < low):
+                raise ValueError(f"TrainConfig: {name} must be an integer >= {low}, got {value!r}")
+        if type(self.seed) is not int or not SEED_RANGE[0] <= self.seed < SEED_RANGE[1]:
+            raise ValueError(f"TrainConfig: seed must be an integer from -2**63 to 2**64 - 1, got {self.seed!r}")
+        if type(self.lr) not in (int, float) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig: lr must be a positive number, got {self.lr!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"TrainConfig: checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+        for name, kind in (("dataset", str), ("objective", str), ("device", str), ("dataset_options", dict),
+                           ("objective_options", dict), ("channels_last", bool), ("compile", bool)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"TrainConfig: {name} must be a {kind.__name__}, got {getattr(self, name)!r}")
+        if self.prior is not None:
+            self._check_prior()
+
+    def _check_prior(self) -> None:
+        """The prior parses, has the latent size, and is given to an objective that takes one."""
+        cls = OBJECTIVES.get(self.objective)
+        if cls is not None and "prior" not in inspect.signature(cls).parameters:
+            raise ValueError(f"TrainConfig: the {self.objective!r} objective takes no prior; drop the prior, or choose "
+                             f"an objective that matches one (e.g. 'mmd')")
+        prior = from_dict(self.prior) if isinstance(self.prior, dict) else None
+        if prior is None:
+            raise ValueError(f"TrainConfig: prior must be a Prior.to_dict() dict or None, got {self.prior!r}")
+        if prior.dim != self.latent_dim:
+            raise ValueError(f"TrainConfig: the prior has {prior.dim} dimensions, latent_dim is {self.latent_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,20 +136,45 @@ class Callback:
 
 
 class TrainingError(RuntimeError):
-    """Training stopped because the loss or its gradient stopped being finite."""
+    """Training stopped because it diverged: the loss, its gradient or the codes stopped being finite or exploded."""
 
 
 class StopTraining(Exception):
     """Raised by a callback's ``on_step`` to end `Trainer.run` early; the final checkpoint is still written."""
 
 
-def _resolve_device(name: str) -> torch.device:
-    """The device of ``name``; under torchrun a bare ``cuda`` (or ``auto`` with a GPU) is this rank's GPU."""
+def resolve_device(name: str) -> torch.device:
+    """The device of ``name`` (cpu, cuda, cuda:N, mps or auto), or a ValueError saying why this machine has none.
+
+    Under torchrun a bare ``cuda`` (or ``auto`` with a GPU) is this rank's GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and distributed.is_active():
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this machine has no usable CUDA GPU; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        if device.index is None and distributed.is_active():
+            return torch.device("cuda", distributed.local_rank())
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: MPS is not available on this machine; use cpu or auto")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r}: explorer trains on cpu, cuda or mps")
+    return device
+
+
+class _CodeScale:
+    """Forward hook on the encoder: the largest |output| of the last forward (a device scalar, no sync)."""
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+    def __call__(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        self.value = output.detach().abs().amax().float()
 
 
 class _Step(nn.Module):
@@ -165,15 +215,23 @@ class Trainer:
         dataset: Dataset | None = None,
         out: str | Path | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
+        run_id: str | None = None,
     ) -> None:
+        """``run_id``: the id of the run this trainer continues (None: a new run, whose ``out`` must hold none)."""
         self.config = config
         self.out = Path(out) if out is not None else None
         self.callbacks = list(callbacks)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         check_distributed(config, self.world_size)
-        self.device = _resolve_device(config.device)
+        self.device = resolve_device(config.device)
+        self.run_id = run_id or uuid.uuid4().hex
+        self._lock: run_folder.WriterLock | None = None
+        if self.out is not None and distributed.is_main():
+            self._lock = claim(self.out, run_id)
+            weakref.finalize(self, self._lock.release)
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
         self.step = 0
+        self._first_loss: float | None = None
         self.generator = torch.Generator().manual_seed(config.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -187,7 +245,13 @@ class Trainer:
                     gaussian=self.objective.needs_gaussian_encoder,
                 )
             )
-        self.model.init_output_bias(self._channel_means())
+        means = self._channel_means()
+        if not bool(torch.isfinite(means).all()):
+            raise ValueError(f"the dataset {self.dataset.name!r} has NaN or inf pixel values (found among the images "
+                             "sampled for the channel means); fix the data before training")
+        self.model.init_output_bias(means)
+        self._code_scale = _CodeScale()
+        self.model.encoder.register_forward_hook(self._code_scale)
         self.model.to(self.device)
         self.objective.to(self.device)
         if config.channels_last:
@@ -270,26 +334,39 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             terms = self._forward(x, self.generator)
         # averaged over ranks: the global batch's terms, and the same decision to stop on every rank
-        packed = torch.stack([value.detach().double() for value in terms.values()]).tolist()  # one device sync
-        values = distributed.mean_over_ranks(dict(zip(terms, packed, strict=True)), self.device)
+        scale = self._code_scale.value if self._code_scale.value is not None else x.new_zeros(())
+        packed = torch.stack([*(value.detach().double() for value in terms.values()), scale.double()]).tolist()
+        values = distributed.mean_over_ranks(dict(zip([*terms, " codes"], packed, strict=True)), self.device)
+        code_scale = values.pop(" codes")
         if not math.isfinite(values["loss"]):
-            self._diverged(f"the loss is {values['loss']}", values)
+            self._diverged(f"the loss is {values['loss']}", values, x)
+        if not code_scale <= CODE_LIMIT:
+            self._diverged(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x)
+        if self._first_loss is None:
+            self._first_loss = values["loss"]
+        elif self._first_loss > 0 and values["loss"] > LOSS_GROWTH * self._first_loss:
+            self._diverged(f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
+                           f"{self._first_loss:.4g}", values, x)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=math.inf)
         if not torch.isfinite(grad_norm):
-            self._diverged(f"the gradient norm is {float(grad_norm)}", values)
+            self._diverged(f"the gradient norm is {float(grad_norm)}", values, x)
         self.optimizer.step()
         self.step += 1
         return values
 
-    def _diverged(self, what: str, values: dict[str, float]) -> None:
+    def _diverged(self, what: str, values: dict[str, float], x: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        if not bool(torch.isfinite(x).all()):
+            advice = "The batch holds NaN or inf pixel values: fix the data (the learning rate is not the cause)."
+        else:
+            advice = f"Try a lower learning rate (now {self.config.lr:g}) or penalty weight."
         raise TrainingError(
             f"Training stopped at step {self.step + 1}: {what} ({shown}). The weights of step {self.step} are "
-            "kept. Try a lower learning rate or penalty weight."
+            f"kept. {advice}"
         )
 
     def run(self, steps: int | None = None) -> None:
@@ -326,29 +403,36 @@ class Trainer:
 
         Under torchrun call it on rank 0 only (`run` does): every rank holds the same weights and state.
         """
-        out = Path(out) if out is not None else self.out
+        out = out if out is not None else self.out
         if out is None:
             raise ValueError("Trainer.save needs a folder: pass out= here or to Trainer(...)")
+        with claim(out, self.run_id) as held:  # this trainer's own folder: already held (counted)
+            path = self._write(held.folder, metrics)
+        for callback in self.callbacks:
+            callback.on_checkpoint(self, path)
+        return path
+
+    def close(self) -> None:
+        """Give back the run folder's writer lock (also done when the trainer is garbage-collected)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def _write(self, out: Path, metrics: dict[str, Any] | None) -> Path:
         weights = {**checkpoints.prefixed(self.model, "model."), **checkpoints.prefixed(self.objective, "objective.")}
         optimizer_tensors, groups = checkpoints.optimizer_to_tensors(self.optimizer)
         state = {**optimizer_tensors, "generator": self.generator.get_state()}
         prior = self.prior
         config = dataclasses.replace(self.config, prior=prior.to_dict() if prior is not None else None)
         meta = {
+            "run_id": self.run_id,
             "step": self.step,
-            "train": config.to_dict(),
+            "train": config.to_dict(),  # the one copy of the prior, the seed and the dataset
             "model": self.model.config.to_dict(),
-            "objective": self.objective.to_dict(),
-            "prior": config.prior,
-            "dataset": self.dataset.to_dict(),
-            "seed": config.seed,
+            "objective": {k: v for k, v in self.objective.to_dict().items() if k != "prior"},
             "metrics": metrics or {},
             "optimizer_groups": groups,
         }
-        path = checkpoints.write_checkpoint(out, meta, weights, state)
-        for callback in self.callbacks:
-            callback.on_checkpoint(self, path)
-        return path
+        return checkpoints.write_checkpoint(out, meta, weights, state)
 
     @classmethod
     def resume(
@@ -365,15 +449,17 @@ class Trainer:
         machine without one (e.g. a run trained with torchrun on GPUs, opened in the explorer on a laptop).
         """
         meta, run_dir = checkpoints.read_meta(run_dir)
-        if "train" not in meta or "state" not in meta["files"]:
-            raise checkpoints.CheckpointError(
-                f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed; "
-                "Trainer.from_weights starts a new run from its weights."
-            )
-        trainer = cls._with_weights(meta, run_dir, run_dir, dataset, callbacks, steps, device)
-        state = checkpoints.read_tensors(run_dir, meta, "state")
-        checkpoints.optimizer_from_tensors(trainer.optimizer, state, meta["optimizer_groups"])
-        trainer.generator.set_state(state["generator"])
+        with run_folder.acquire(run_dir) if distributed.is_main() else contextlib.nullcontext():
+            if "state" not in meta["files"]:
+                raise checkpoints.CheckpointError(
+                    f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed; "
+                    "Trainer.from_weights starts a new run from its weights."
+                )
+            meta, run_dir, tensors = checkpoints.read_checkpoint(run_dir, ("weights", "state"))  # as now, locked
+            trainer = cls._with_weights(meta, run_dir, tensors["weights"], run_dir, dataset, callbacks, steps, device)
+        source = run_dir / meta["files"]["state"]["name"]
+        checkpoints.optimizer_from_tensors(trainer.optimizer, tensors["state"], meta["optimizer_groups"], source)
+        checkpoints.restore_generator(trainer.generator, tensors["state"], source)
         return trainer
 
     @classmethod
@@ -389,18 +475,18 @@ class Trainer:
         """A new run writing to ``out`` that starts from the trained weights in ``run_dir`` with a fresh optimizer
         (the step count continues): to train further a checkpoint shipped without its training state, or without
         touching its files. ``device`` as in `resume`."""
-        meta, run_dir = checkpoints.read_meta(run_dir)
-        if "train" not in meta:
-            raise checkpoints.CheckpointError(f"{run_dir / checkpoints.META_FILE} has no training settings")
+        meta, run_dir, tensors = checkpoints.read_checkpoint(run_dir)
         if out is not None and Path(out).resolve() == run_dir.resolve():
             raise ValueError(f"from_weights writes a new run: choose an out other than {run_dir}")
-        return cls._with_weights(meta, run_dir, out, dataset, callbacks, steps, device)
+        return cls._with_weights({**meta, "run_id": None}, run_dir, tensors["weights"], out, dataset, callbacks,
+                                 steps, device)
 
     @classmethod
     def _with_weights(
         cls,
         meta: dict[str, Any],
         run_dir: Path,
+        weights: dict[str, torch.Tensor],
         out: str | Path | None,
         dataset: Dataset | None,
         callbacks: tuple[Callback, ...] | list[Callback],
@@ -414,10 +500,29 @@ class Trainer:
             device = "cpu"
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks)
-        weights = checkpoints.read_tensors(run_dir, meta, "weights")
+        trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks, run_id=meta["run_id"])
         source = run_dir / meta["files"]["weights"]["name"]
         checkpoints.load_into(trainer.model, weights, "model.", source)
         checkpoints.load_into(trainer.objective, weights, "objective.", source)
-        trainer.step = int(meta["step"])
+        trainer.step = meta["step"]
         return trainer
+
+
+def claim(out: str | Path, run_id: str | None) -> run_folder.WriterLock:
+    """Hold ``out``'s writer lock for the run ``run_id``: a folder holding another run (any run, for a new one
+    whose ``run_id`` is None) is refused, with a free folder name offered."""
+    held = run_folder.acquire(out)
+    path = held.folder / checkpoints.META_FILE
+    if not path.exists():
+        return held
+    try:
+        meta, _ = checkpoints.read_meta(held.folder)
+        found, what = meta["run_id"], f"run {meta['run_id']} at step {meta['step']}"
+    except checkpoints.CheckpointError as error:
+        found, what = None, f"a checkpoint that cannot be read ({error})"
+    if run_id is None or found != run_id:
+        held.release()
+        hint = "resume it (--resume, Trainer.resume), or " if run_id is None and found is not None else ""
+        raise run_folder.RunFolderError(f"{Path(out)} already holds another run ({what}); {hint}choose another "
+                                        f"folder, e.g. {run_folder.free_name(Path(out))}")
+    return held

@@ -36,7 +36,7 @@ def test_load_gives_the_trained_model_and_its_description(run, digits):
     assert trained.step == 4
     assert trained.latent_dim == 3
     assert trained.prior == Laplace(3, scale=0.5)
-    assert trained.config["dataset"]["name"] == "digits"
+    assert trained.config["train"]["dataset"] == "digits"  # the dataset, prior and seed are stored once: in train
     assert {"torch", "safetensors", "explorer"} <= set(trained.config["versions"])
     images = digits.images(torch.arange(50))
     with torch.no_grad():
@@ -77,11 +77,16 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(run, monkeypatch):
     assert not list(run.out.glob("*.tmp"))
 
 
-def test_old_tensor_files_are_removed_after_a_newer_checkpoint(run):
-    run.train_step()
-    run.save()
-    names = sorted(p.name for p in run.out.iterdir())
-    assert names == ["checkpoint.json", "state-00000005.safetensors", "weights-00000005.safetensors"]
+def test_the_previous_generation_stays_until_the_next_save_and_older_ones_go(run):
+    # a reader that has just read the previous sidecar still finds its files; the one before is removed
+    for _ in range(2):
+        run.train_step()
+        run.save()
+    names = sorted(p.name for p in run.out.iterdir() if not p.name.startswith("."))
+    assert [n.split("-")[:2] for n in names if n.endswith(".safetensors")] == [
+        ["state", "00000005"], ["state", "00000006"], ["weights", "00000005"], ["weights", "00000006"]]
+    meta, _ = checkpoints.read_meta(run.out)
+    assert {meta["files"]["weights"]["name"], meta["files"]["state"]["name"]} <= set(names)
 
 
 def _weights_file(run):
@@ -108,7 +113,7 @@ def test_broken_checkpoints_give_one_clear_error(run, damage, message):
 def test_weights_that_do_not_fit_the_described_model(run):
     meta_path = run.out / "checkpoint.json"
     meta = json.loads(meta_path.read_text())
-    meta["model"]["latent_dim"] = 7
+    meta["model"]["width"] = 7
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not fit"):
         explorer.load(run.out)
@@ -150,4 +155,7 @@ def test_a_new_run_starts_from_a_checkpoints_weights_and_leaves_its_files_alone(
 
 def test_prior_in_the_sidecar_rebuilds(run):
     meta, _ = checkpoints.read_meta(run.out)
-    assert from_dict(meta["prior"]) == run.prior
+    assert from_dict(meta["train"]["prior"]) == run.prior
+    # stored once: not beside train, and not in the objective's description
+    raw = json.loads((run.out / "checkpoint.json").read_text())
+    assert "prior" not in raw and "prior" not in raw["objective"] and "seed" not in raw and "dataset" not in raw
