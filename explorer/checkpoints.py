@@ -103,9 +103,10 @@ class Sidecar(_Strict):
     @field_validator("train")
     @classmethod
     def _train(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from explorer.data import check_dataset
         from explorer.training import TrainConfig
 
-        _built(TrainConfig.from_dict, value)
+        _built(lambda d: check_dataset(d["dataset"], **TrainConfig.from_dict(d).dataset_options), value)
         return value
 
     @field_validator("model")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -22,7 +23,10 @@ REPRODUCE_LAM = {"kl-failure": 30.0, "engineered-priors": 2.0}
 def _json_or_file(text: str) -> dict[str, Any]:
     """A prior given as a JSON object, or as the path of a JSON file."""
     path = Path(text)
-    source = path.read_text() if path.suffix == ".json" or path.is_file() else text
+    try:
+        source = path.read_text() if path.suffix == ".json" or path.exists() else text
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot read the prior file {text}: {err.strerror or err}") from err
     try:
         value = json.loads(source)
     except json.JSONDecodeError as err:
@@ -48,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m explorer",
         description="Train and evaluate autoencoders with programmable priors (AE-MMD) and their baselines.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -146,12 +151,48 @@ def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in names.items() if v is not None}
 
 
+def _config(args: argparse.Namespace) -> Any:
+    """The `TrainConfig` of a new run (its construction validates every setting, the prior included)."""
+    from explorer.training import TrainConfig
+
+    options = dict(args.dataset_option)
+    if args.root:
+        options["root"] = args.root
+    if args.download:
+        options["download"] = True
+    return TrainConfig(
+        dataset=args.dataset, dataset_options=options, objective=args.objective,
+        objective_options=_objective_options(args), prior=args.prior, latent_dim=args.latent_dim,
+        depth=args.depth, width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device,
+        precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+    )
+
+
+def _preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """Check settings, dataset, device and run folder before anything is built; rank 0 holds the folder."""
+    from explorer import checkpoints, distributed
+    from explorer.data import check_dataset
+    from explorer.training import claim, resolve_device
+
+    resolve_device(args.device)
+    if args.resume:
+        checkpoints.read_meta(args.out)
+    else:
+        config = _config(args)
+        check_dataset(config.dataset, **config.dataset_options)
+    if not distributed.is_main():
+        return contextlib.nullcontext()
+    return claim(args.out, checkpoints.read_meta(args.out)[0]["run_id"] if args.resume else None)
+
+
 def _train(args: argparse.Namespace) -> int:
     from explorer import distributed
 
     distributed.init_from_env(args.device)  # no-op unless started by torchrun
     try:
-        status = _train_here(args)
+        with _preflight(args):
+            status = _train_here(args)
     except BaseException:
         distributed.shutdown(wait=False)  # the other ranks may never reach a barrier
         raise
@@ -161,32 +202,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_here(args: argparse.Namespace) -> int:
     from explorer import distributed
-    from explorer.checkpoints import META_FILE
     from explorer.progress import ProgressBar
-    from explorer.training import TrainConfig, Trainer, TrainingError
+    from explorer.training import Trainer, TrainingError
 
     main_rank = distributed.is_main()
     callbacks = [ProgressBar()] if main_rank else []
     if args.resume:
         trainer = Trainer.resume(args.out, callbacks=callbacks, steps=args.steps)
     else:
-        if (args.out / META_FILE).exists():
-            raise ValueError(
-                f"{args.out} already holds a checkpoint; pass --resume to continue it, or choose another --out"
-            )
-        options = dict(args.dataset_option)
-        if args.root:
-            options["root"] = args.root
-        if args.download:
-            options["download"] = True
-        config = TrainConfig(
-            dataset=args.dataset, dataset_options=options, objective=args.objective,
-            objective_options=_objective_options(args), prior=args.prior, latent_dim=args.latent_dim,
-            depth=args.depth, width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device,
-            precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-        )
-        trainer = Trainer(config, out=args.out, callbacks=callbacks)
+        trainer = Trainer(_config(args), out=args.out, callbacks=callbacks)
     distributed.barrier()  # every rank has seen the run folder as it was before rank 0 writes into it
     try:
         trainer.run()
@@ -209,8 +233,9 @@ def _train_here(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     import explorer
-    from explorer.metrics.evaluate import evaluate, format_report
+    from explorer.metrics.evaluate import check_sample, evaluate, format_report
 
+    check_sample(args.n, args.seed)
     trained = explorer.load(args.run)
     dataset = trained.load_dataset(**({"root": args.root} if args.root else {}))
     report = evaluate(trained, dataset, n=args.n, seed=args.seed)
@@ -250,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
     try:
         return command(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
+    except (OSError, ValueError, CheckpointError) as err:  # expected failures: bad input, I/O, a full disk
+        if args.debug:
+            raise
         rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process reports its own errors
         where = f" (rank {rank})" if rank else ""
         print(f"error{where}: {err}", file=sys.stderr)

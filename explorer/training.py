@@ -177,6 +177,39 @@ class _CodeScale:
         self.value = output.detach().abs().amax().float()
 
 
+class _LastGood:
+    """A copy of the training state (weights, optimizer moments, generator) at the last step whose codes and loss
+    were within bounds: an exploding run goes back to it. Copied into kept buffers, at the cost of one pass."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self._tensors: list[torch.Tensor] = []
+        self._generator: torch.Tensor | None = None
+
+    def keep(self, step: int, generator_state: torch.Tensor, tensors: list[torch.Tensor]) -> None:
+        if [t.shape for t in tensors] != [t.shape for t in self._tensors]:  # the first step adds optimizer moments
+            self._tensors = [t.detach().clone() for t in tensors]
+        else:
+            for mine, t in zip(self._tensors, tensors, strict=True):
+                mine.copy_(t)
+        self.step, self._generator = step, generator_state
+
+    def restore(self, trainer: Trainer) -> bool:
+        """Put the kept state back into ``trainer``; False if none is kept. Kept before the first optimizer step,
+        the state has no moments: the optimizer starts afresh, as it did then."""
+        if self.step is None:
+            return False
+        tensors = trainer._state_tensors()
+        if len(self._tensors) < len(tensors):
+            trainer.optimizer.state.clear()
+            tensors = trainer._state_tensors()
+        for t, mine in zip(tensors, self._tensors, strict=True):
+            t.copy_(mine)
+        trainer.generator.set_state(self._generator)
+        trainer.step = self.step
+        return True
+
+
 class _Step(nn.Module):
     """Model and objective as one module, so that DistributedDataParallel sees the whole forward."""
 
@@ -232,6 +265,7 @@ class Trainer:
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
         self.step = 0
         self._first_loss: float | None = None
+        self._last_good = _LastGood()
         self.generator = torch.Generator().manual_seed(config.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -328,8 +362,10 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step; raises `TrainingError` (weights untouched) if the loss or gradient is not finite."""
+        """One optimizer step; raises `TrainingError` if the loss or gradient is not finite (weights untouched), or
+        if the codes or the loss exploded (the last weights within bounds restored)."""
         self.model.train()
+        generator_state = self.generator.get_state()
         x = self.batch()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             terms = self._forward(x, self.generator)
@@ -340,13 +376,15 @@ class Trainer:
         code_scale = values.pop(" codes")
         if not math.isfinite(values["loss"]):
             self._diverged(f"the loss is {values['loss']}", values, x)
+        # the weights of this step gave exploded codes or loss: they are bad, go back to the last good ones
         if not code_scale <= CODE_LIMIT:
-            self._diverged(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x)
+            self._diverged(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x, back=True)
         if self._first_loss is None:
             self._first_loss = values["loss"]
         elif self._first_loss > 0 and values["loss"] > LOSS_GROWTH * self._first_loss:
             self._diverged(f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
-                           f"{self._first_loss:.4g}", values, x)
+                           f"{self._first_loss:.4g}", values, x, back=True)
+        self._last_good.keep(self.step, generator_state, self._state_tensors())
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -357,17 +395,24 @@ class Trainer:
         self.step += 1
         return values
 
-    def _diverged(self, what: str, values: dict[str, float], x: torch.Tensor) -> None:
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """The tensors a step changes: weights (model and objective) and optimizer moments, in a fixed order."""
+        optimizer = [v for slots in self.optimizer.state.values() for v in slots.values() if torch.is_tensor(v)]
+        return [*self.model.state_dict().values(), *self.objective.state_dict().values(), *optimizer]
+
+    def _diverged(self, what: str, values: dict[str, float], x: torch.Tensor, back: bool = False) -> None:
+        """Raise TrainingError; ``back``: the current weights are bad, restore the last good ones first."""
         self.optimizer.zero_grad(set_to_none=True)
+        restored = back and self._last_good.restore(self)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         if not bool(torch.isfinite(x).all()):
             advice = "The batch holds NaN or inf pixel values: fix the data (the learning rate is not the cause)."
         else:
             advice = f"Try a lower learning rate (now {self.config.lr:g}) or penalty weight."
-        raise TrainingError(
-            f"Training stopped at step {self.step + 1}: {what} ({shown}). The weights of step {self.step} are "
-            f"kept. {advice}"
-        )
+        at = f"step {self.step + 1}" if not restored else f"step {self._last_good.step + 2}"
+        kept = ", the last within bounds, are restored" if restored else " are kept"
+        raise TrainingError(f"Training stopped at {at}: {what} ({shown}). The weights of step {self.step}{kept}. "
+                            f"{advice}")
 
     def run(self, steps: int | None = None) -> None:
         """Train until ``steps`` (default ``config.steps``) steps are done in total; checkpoint into ``out``."""
@@ -500,7 +545,12 @@ class Trainer:
             device = "cpu"
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks, run_id=meta["run_id"])
+        try:
+            trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks, run_id=meta["run_id"])
+        except (TypeError, KeyError, ValueError) as error:  # e.g. options the objective does not take
+            where = run_dir / checkpoints.META_FILE
+            raise checkpoints.CheckpointError(f"{where}: field 'train' describes a run that cannot be built here: "
+                                              f"{error}") from error
         source = run_dir / meta["files"]["weights"]["name"]
         checkpoints.load_into(trainer.model, weights, "model.", source)
         checkpoints.load_into(trainer.objective, weights, "objective.", source)
