@@ -420,6 +420,15 @@ def optimizer_from_tensors(
                 raise CheckpointError(f"{source}: optimizer state {name!r} has shape {list(value.shape)}, its "
                                       f"parameter {list(shape)}: the state is from another architecture.")
             slots.setdefault(int(index), {})[key] = value
+    tuned = {"params", "lr", "betas", "eps", "weight_decay"}  # numbers the schema checks; the rest is structure
+    if len(groups) != len(optimizer.param_groups):
+        raise CheckpointError(f"{source}: {len(groups)} optimizer groups saved, this model has "
+                              f"{len(optimizer.param_groups)}.")
+    for index, (saved, own) in enumerate(zip(groups, optimizer.param_groups, strict=True)):
+        for key in sorted((set(saved) | set(own)) - tuned):
+            if saved.get(key) != own.get(key):
+                raise CheckpointError(f"{source}: optimizer_groups.{index}.{key} is {saved.get(key)!r}; this "
+                                      f"optimizer uses {own.get(key)!r}.")
     restored = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in groups]
     try:
         optimizer.load_state_dict({"state": slots, "param_groups": restored})

@@ -76,7 +76,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be an integer >= {low}, got {value!r}")
         if type(self.seed) is not int or not SEED_RANGE[0] <= self.seed < SEED_RANGE[1]:
             raise ValueError(f"TrainConfig: seed must be an integer from -2**63 to 2**64 - 1, got {self.seed!r}")
-        if type(self.lr) not in (int, float) or not (math.isfinite(self.lr) and self.lr > 0):
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr)
+                                                                                   and self.lr > 0):
             raise ValueError(f"TrainConfig: lr must be a positive number, got {self.lr!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")

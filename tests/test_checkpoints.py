@@ -367,7 +367,7 @@ def fuzz_run(tmp_path_factory, digits):
     return out, (out / "checkpoint.json").read_text()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_any_sidecar_mutation_opens_or_gives_one_checkpoint_error(fuzz_run, digits, data):
     out, original = fuzz_run
