@@ -173,7 +173,7 @@ def _preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     """Check settings, dataset, device and run folder before anything is built; rank 0 holds the folder."""
     from explorer import checkpoints, distributed
     from explorer.data import check_dataset
-    from explorer.training import claim, resolve_device
+    from explorer.training import check_distributed, claim, resolve_device
 
     resolve_device(args.device)
     if args.resume:
@@ -181,6 +181,7 @@ def _preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     else:
         config = _config(args)
         check_dataset(config.dataset, **config.dataset_options)
+        check_distributed(config, distributed.world_size())
     if not distributed.is_main():
         return contextlib.nullcontext()
     return claim(args.out, checkpoints.read_meta(args.out)[0]["run_id"] if args.resume else None)
