@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -76,13 +77,19 @@ class WriterLock:
         self.release()
 
 
-def holder(folder: Path) -> str:
-    """Who holds ``folder``'s lock, as recorded by the holder (e.g. "PID 4242 on host"), for messages."""
-    try:
-        info = json.loads((folder / WRITER_FILE).read_text())
-        return f"PID {int(info['pid'])} on {info['host']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a process whose PID is not recorded yet"
+def holder(folder: Path, patience: float = 1.0) -> str:
+    """Who holds ``folder``'s lock, as recorded by the holder (e.g. "PID 4242 on host"), for messages.
+
+    A holder that has just taken the lock writes its record a moment later: wait up to ``patience`` s for it."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            info = json.loads((folder / WRITER_FILE).read_text())
+            return f"PID {int(info['pid'])} on {info['host']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return "a process whose PID is not recorded"
+            time.sleep(0.05)
 
 
 def acquire(out: str | os.PathLike[str]) -> WriterLock:
