@@ -1,15 +1,21 @@
 """Checkpoints: safetensors for tensors, a JSON sidecar for everything else, written atomically.
 
 A run folder holds
-- ``checkpoint.json``: schema and version, step, the configs (train, model, objective, prior, dataset), metrics,
-  library versions, and the names and SHA-256 of the tensor files below;
-- ``weights-<step>.safetensors``: model weights (``model.*``) and objective weights (``objective.*``, e.g. the
+- ``checkpoint.json``: the sidecar (`Sidecar`, schema version 2): run id, step, the training config (which holds
+  the prior, the seed and the dataset, once each), the model and objective descriptions, metrics, library
+  versions, and the names and SHA-256 of the tensor files below;
+- ``weights-<step>-<sha>.safetensors``: model weights (``model.*``) and objective weights (``objective.*``, e.g. the
   FactorVAE discriminator); all that `load` needs;
-- ``state-<step>.safetensors`` (optional): optimizer moments and the random generator, for exact resume.
+- ``state-<step>-<sha>.safetensors`` (optional): optimizer moments and the random generator, for exact resume.
 
-Tensor files are written under new names first and ``checkpoint.json`` is replaced last with ``os.replace``, so a
-crash mid-write leaves the previous checkpoint intact; files the new sidecar no longer names are then removed.
-Loading never executes code (no pickle).
+Writing: tensor files go under new, content-addressed names first and ``checkpoint.json`` is replaced last with
+``os.replace``, so a crash mid-write leaves the previous checkpoint intact. The files of the previous generation
+stay until the next save, so a reader that has just read the old sidecar still finds its files; older ones,
+orphans of failed saves and ``.tmp`` leftovers are removed. A save that fails removes what it wrote.
+Reading never executes code (no pickle), validates every sidecar field (one `CheckpointError` naming the file and
+the field), loads tensors into memory (never a mapping of a file a writer may replace), checks them finite, and
+retries when the sidecar changed under it. Version 1 sidecars (the prior three times, the seed twice, the dataset
+in two shapes) are read and converted.
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as tensors_from_bytes
+from safetensors.torch import save_file
+
+from explorer.run_folder import remove_stale_tmp
 
 if TYPE_CHECKING:
     from explorer.data import Dataset
@@ -33,13 +43,155 @@ if TYPE_CHECKING:
     from explorer.priors import Prior
 
 SCHEMA = "explorer.checkpoint"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_FILE = "checkpoint.json"
 TENSOR_FILE_KINDS = ("weights", "state")
+READ_ATTEMPTS = 5  # a reader re-reads a sidecar that changed while it opened the tensor files
+TENSOR_NAME = r"^(weights|state)-[0-9]{8,}(-[0-9a-f]{12})?\.safetensors$"  # v1 names have no hash part
 
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, truncated, foreign or does not fit its own description."""
+
+
+# ----------------------------------------------------------------------------------------------- the sidecar
+
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+
+
+class TensorFile(_Strict):
+    name: Annotated[str, Field(pattern=TENSOR_NAME)]  # a plain file name: never a path out of the folder
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Files(_Strict):
+    weights: TensorFile
+    state: TensorFile | None = None
+
+
+class OptimizerGroup(_Strict):
+    """An Adam parameter group; options torch adds over its versions are kept as they are."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    params: list[Annotated[int, Field(ge=0)]]
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    betas: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)]
+    eps: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Sidecar(_Strict):
+    """``checkpoint.json``, version 2. ``train`` is a `TrainConfig` and ``model`` a `ModelConfig`, checked by
+    building them; ``objective`` describes the objective with its resolved options (its prior is ``train.prior``)."""
+
+    schema_: Literal["explorer.checkpoint"] = Field(alias="schema")
+    schema_version: Literal[2]
+    run_id: Annotated[str, Field(min_length=1)]
+    step: Annotated[int, Field(ge=0)]
+    train: dict[str, Any]
+    model: dict[str, Any]
+    objective: dict[str, Any]
+    metrics: dict[str, Any] = {}
+    optimizer_groups: list[OptimizerGroup] | None = None
+    files: Files
+    versions: dict[str, str] = {}
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from explorer.data import check_dataset
+        from explorer.training import TrainConfig
+
+        _built(lambda d: check_dataset(d["dataset"], **TrainConfig.from_dict(d).dataset_options), value)
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from explorer.models import ModelConfig
+
+        _built(ModelConfig.from_dict, value)
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("name"), str):
+            raise ValueError("must name its objective (a string 'name')")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Sidecar:
+        if self.train["latent_dim"] != self.model["latent_dim"]:
+            raise ValueError(f"train.latent_dim {self.train['latent_dim']} differs from model.latent_dim "
+                             f"{self.model['latent_dim']}")
+        if self.files.state is not None and self.optimizer_groups is None:
+            raise ValueError("files.state is given without optimizer_groups")
+        return self
+
+
+def _dump(sidecar: Sidecar) -> dict[str, Any]:
+    """The sidecar as JSON-ready data; ``files`` lists only the files there are."""
+    data = sidecar.model_dump(mode="json", by_alias=True)
+    data["files"] = {kind: entry for kind, entry in data["files"].items() if entry is not None}
+    return data
+
+
+def _built(build: Any, value: dict[str, Any]) -> None:
+    """Build a config from ``value`` to check it; its errors become ValueErrors (what pydantic reports)."""
+    try:
+        build(value)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(" ".join(str(error).split())) from None
+
+
+def _from_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 sidecar in version 2's shape: the top-level prior, seed and dataset copies (all also in
+    ``train``) and the objective's copy of the prior are dropped; the run id derives from the weights' hash."""
+    out = {k: v for k, v in raw.items() if k not in ("prior", "seed", "dataset")}
+    out["schema_version"] = 2
+    if isinstance(out.get("objective"), dict):
+        out["objective"] = {k: v for k, v in out["objective"].items() if k != "prior"}
+    try:
+        out.setdefault("run_id", "v1-" + str(raw["files"]["weights"]["sha256"])[:16])
+    except (KeyError, TypeError, IndexError):
+        out.setdefault("run_id", "v1")
+    return out
+
+
+def _field_errors(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"field {'.'.join(str(p) for p in item['loc'])!r}: {message}" if item["loc"] else message)
+    more = len(error.errors()) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def validate_sidecar(raw: Any, source: Path) -> Sidecar:
+    """``raw`` (a parsed ``checkpoint.json``, version 1 or 2) as a `Sidecar`, or a CheckpointError naming the
+    file and the field."""
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+        found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
+        raise CheckpointError(f"{source} is not an explorer checkpoint (schema {found!r}, expected {SCHEMA!r}).")
+    version = raw.get("schema_version")
+    if type(version) is not int or version < 1:
+        raise CheckpointError(f"{source}: field 'schema_version' must be an integer from 1 to {SCHEMA_VERSION}, "
+                              f"got {version!r}.")
+    if version > SCHEMA_VERSION:
+        raise CheckpointError(f"{source} has schema version {version}; this explorer reads up to "
+                              f"{SCHEMA_VERSION}. Upgrade explorer to open it.")
+    try:
+        return Sidecar.model_validate(_from_v1(raw) if version == 1 else raw)
+    except ValidationError as error:
+        raise CheckpointError(f"{source} is malformed: {_field_errors(error)}.") from None
+
+
+# ----------------------------------------------------------------------------------------------- files
 
 
 def library_versions() -> dict[str, str]:
@@ -78,87 +230,147 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def _save_tensors(tensors: dict[str, torch.Tensor], tmp: str) -> None:
+    try:
+        save_file(tensors, tmp)
+    except SafetensorError as error:  # e.g. "No space left on device": an I/O failure like any other
+        raise OSError(f"could not write {tmp}: {error}") from error
+
+
+def _referenced(run_dir: Path) -> set[str]:
+    """The tensor file names the sidecar now in ``run_dir`` refers to (none if there is no readable one)."""
+    try:
+        files = json.loads((run_dir / META_FILE).read_text())["files"]
+        return {entry["name"] for entry in files.values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
 def write_checkpoint(
     run_dir: str | Path,
     meta: dict[str, Any],
     weights: dict[str, torch.Tensor],
     state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write one checkpoint of step ``meta["step"]`` into ``run_dir`` atomically; return the sidecar's path."""
+    """Write one checkpoint of step ``meta["step"]`` into ``run_dir`` atomically; return the sidecar's path.
+
+    The caller is the folder's one writer (see `explorer.run_folder`). On failure, the files this call wrote are
+    removed and the previous checkpoint stays as it was."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(run_dir)
+    previous = _referenced(run_dir)
     step = int(meta["step"])
-    files = {}
-    for kind, tensors in (("weights", weights), ("state", state)):
-        if tensors is None:
-            continue
-        name = f"{kind}-{step:08d}.safetensors"
-        contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        _atomic_write(run_dir / name, lambda tmp, t=contiguous: save_file(t, tmp))
-        files[kind] = {"name": name, "sha256": _sha256(run_dir / name)}
-    sidecar = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        **meta,
-        "files": files,
-        "versions": library_versions(),
-    }
-    text = json.dumps(sidecar, indent=2, sort_keys=True)
-    meta_path = run_dir / META_FILE
-    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(text))
-    keep = {entry["name"] for entry in files.values()}
+    files, written = {}, []
+    try:
+        for kind, tensors in (("weights", weights), ("state", state)):
+            if tensors is None:
+                continue
+            contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            fd, tmp = tempfile.mkstemp(prefix=f".{kind}-", suffix=".tmp", dir=run_dir)
+            os.close(fd)
+            try:
+                _save_tensors(contiguous, tmp)
+                sha = _sha256(Path(tmp))
+                target = run_dir / f"{kind}-{step:08d}-{sha[:12]}.safetensors"
+                if not target.exists():  # same name, same content: already there
+                    os.replace(tmp, target)
+                    written.append(target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            files[kind] = {"name": target.name, "sha256": sha}
+        raw = {**meta, "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "files": files,
+               "versions": library_versions()}
+        try:
+            sidecar = Sidecar.model_validate(raw)
+        except ValidationError as error:
+            raise ValueError(f"write_checkpoint: invalid checkpoint description: {_field_errors(error)}") from None
+        text = json.dumps(_dump(sidecar), indent=2, sort_keys=True)
+        _atomic_write(run_dir / META_FILE, lambda tmp: Path(tmp).write_text(text))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    keep = previous | {entry["name"] for entry in files.values()}
     for kind in TENSOR_FILE_KINDS:
         for old in run_dir.glob(f"{kind}-*.safetensors"):
             if old.name not in keep:
                 old.unlink(missing_ok=True)
-    return meta_path
+    return run_dir / META_FILE
 
 
-def read_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """Read and validate the sidecar of a run folder (or of the ``checkpoint.json`` path itself)."""
-    path = Path(path)
+def _read_sidecar(path: Path) -> tuple[dict[str, Any], Path, bytes]:
     meta_path = path / META_FILE if path.is_dir() else path
-    if not meta_path.exists():
+    try:
+        text = meta_path.read_bytes()
+    except FileNotFoundError:
         raise CheckpointError(
             f"No checkpoint at {path}: expected a run folder containing {META_FILE} "
             "(written by `python -m explorer train --out FOLDER` or Trainer.save)."
-        )
+        ) from None
+    except OSError as error:
+        raise CheckpointError(f"{meta_path} cannot be read: {error.strerror or error}") from error
     try:
-        meta = json.loads(meta_path.read_text())
+        raw = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{meta_path} is not valid JSON (truncated or corrupt?): {err}") from err
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        found = meta.get("schema") if isinstance(meta, dict) else type(meta).__name__
-        raise CheckpointError(f"{meta_path} is not an explorer checkpoint (schema {found!r}, expected {SCHEMA!r}).")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise CheckpointError(
-            f"{meta_path} has schema version {version!r}; this explorer reads up to {SCHEMA_VERSION}. "
-            "Upgrade explorer to open it."
-        )
-    for key in ("step", "model", "objective", "files"):
-        if key not in meta:
-            raise CheckpointError(f"{meta_path} lacks the field {key!r}: the file is incomplete.")
-    return meta, meta_path.parent
+    sidecar = validate_sidecar(raw, meta_path)
+    return _dump(sidecar), meta_path.parent, text
+
+
+def read_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """Read and validate the sidecar of a run folder (or of the ``checkpoint.json`` path itself), in version 2's
+    shape whatever version the file has."""
+    meta, run_dir, _ = _read_sidecar(Path(path))
+    return meta, run_dir
 
 
 def read_tensors(run_dir: Path, meta: dict[str, Any], kind: str) -> dict[str, torch.Tensor]:
-    """Load the ``kind`` ("weights" or "state") tensor file the sidecar names, checking its SHA-256."""
+    """Load the ``kind`` ("weights" or "state") tensor file the sidecar names into memory, checking its SHA-256
+    and that every float tensor is finite."""
     entry = meta["files"].get(kind)
     if entry is None:
         raise CheckpointError(f"{run_dir / META_FILE} names no {kind} file (saved without training state?).")
     path = run_dir / entry["name"]
-    if not path.exists():
-        raise CheckpointError(f"{path} is missing: {run_dir / META_FILE} refers to it.")
-    if _sha256(path) != entry["sha256"]:
+    try:
+        data = path.read_bytes()  # one read: what is hashed is what is loaded, and nothing stays mapped
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: {run_dir / META_FILE} refers to it.") from None
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read: {error.strerror or error}") from error
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise CheckpointError(
             f"{path} does not match {META_FILE} (SHA-256 differs): the file is truncated, corrupt or from "
             "another checkpoint."
         )
     try:
-        return load_file(path)
-    except (SafetensorError, OSError) as err:
+        tensors = tensors_from_bytes(data)
+    except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or inf values (saved from a diverged run?).")
+    return tensors
+
+
+def read_checkpoint(
+    path: str | Path, kinds: tuple[str, ...] = ("weights",)
+) -> tuple[dict[str, Any], Path, dict[str, dict[str, torch.Tensor]]]:
+    """The sidecar and the tensor files of ``kinds``, consistent with each other even while a writer saves:
+    when a tensor file cannot be read and the sidecar has changed meanwhile, read both again."""
+    path = Path(path)
+    for attempt in range(READ_ATTEMPTS):
+        meta, run_dir, text = _read_sidecar(path)
+        try:
+            return meta, run_dir, {kind: read_tensors(run_dir, meta, kind) for kind in kinds}
+        except CheckpointError:
+            try:
+                changed = (run_dir / META_FILE).read_bytes() != text
+            except OSError:
+                changed = True
+            if attempt == READ_ATTEMPTS - 1 or not changed:
+                raise
+    raise AssertionError("unreachable")
 
 
 def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: Path) -> None:
@@ -191,16 +403,48 @@ def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, to
 
 
 def optimizer_from_tensors(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict], source: Path | None = None
 ) -> None:
-    """Inverse of `optimizer_to_tensors`."""
+    """Inverse of `optimizer_to_tensors`; state that does not fit ``optimizer``'s parameters is a CheckpointError
+    (checked here, not at the first step)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         if name.startswith("optimizer."):
             _, index, key = name.split(".", 2)
+            if not index.isdigit() or int(index) >= len(params):
+                raise CheckpointError(f"{source}: optimizer state {name!r} names no parameter of this model "
+                                      f"({len(params)} parameters).")
+            shape = params[int(index)].shape
+            if value.ndim and value.shape != shape:
+                raise CheckpointError(f"{source}: optimizer state {name!r} has shape {list(value.shape)}, its "
+                                      f"parameter {list(shape)}: the state is from another architecture.")
             slots.setdefault(int(index), {})[key] = value
+    tuned = {"params", "lr", "betas", "eps", "weight_decay"}  # numbers the schema checks; the rest is structure
+    if len(groups) != len(optimizer.param_groups):
+        raise CheckpointError(f"{source}: {len(groups)} optimizer groups saved, this model has "
+                              f"{len(optimizer.param_groups)}.")
+    for index, (saved, own) in enumerate(zip(groups, optimizer.param_groups, strict=True)):
+        for key in sorted((set(saved) | set(own)) - tuned):
+            if saved.get(key) != own.get(key):
+                raise CheckpointError(f"{source}: optimizer_groups.{index}.{key} is {saved.get(key)!r}; this "
+                                      f"optimizer uses {own.get(key)!r}.")
     restored = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in groups]
-    optimizer.load_state_dict({"state": slots, "param_groups": restored})
+    try:
+        optimizer.load_state_dict({"state": slots, "param_groups": restored})
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{source}: the optimizer state does not fit this model: {error}") from error
+
+
+def restore_generator(generator: torch.Generator, tensors: dict[str, torch.Tensor], source: Path | None) -> None:
+    """Set ``generator`` to the saved state, or raise a CheckpointError saying why it cannot be."""
+    state = tensors.get("generator")
+    if state is None:
+        raise CheckpointError(f"{source} holds no 'generator' state: the run cannot continue exactly.")
+    try:
+        generator.set_state(state)
+    except (RuntimeError, TypeError) as error:
+        raise CheckpointError(f"{source}: the saved 'generator' state is invalid: {error}") from error
 
 
 @dataclass
@@ -228,7 +472,7 @@ class TrainedModel:
         """The prior the model was trained towards (None for objectives without one)."""
         from explorer.priors import from_dict
 
-        spec = self.config.get("prior")
+        spec = self.config["train"]["prior"]
         return None if spec is None else from_dict(spec)
 
     def _device(self) -> torch.device:
@@ -253,19 +497,15 @@ class TrainedModel:
         """The dataset this model was trained on (options may be overridden, e.g. ``root=``)."""
         from explorer.data import load_dataset
 
-        spec = {**self.config["dataset"], **overrides}
-        return load_dataset(**spec)
+        train = self.config["train"]
+        return load_dataset(train["dataset"], **{**train["dataset_options"], **overrides})
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Open a trained model from a run folder (or its ``checkpoint.json``) for inspection, in eval mode."""
     from explorer.models import ModelConfig, build_model
 
-    meta, run_dir = read_meta(path)
-    try:
-        model = build_model(ModelConfig.from_dict(meta["model"]))
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{run_dir / META_FILE}: invalid model description {meta['model']!r}: {err}") from err
-    tensors = read_tensors(run_dir, meta, "weights")
-    load_into(model, tensors, "model.", run_dir / meta["files"]["weights"]["name"])
+    meta, run_dir, tensors = read_checkpoint(path)
+    model = build_model(ModelConfig.from_dict(meta["model"]))  # the sidecar's validation built it once already
+    load_into(model, tensors["weights"], "model.", run_dir / meta["files"]["weights"]["name"])
     return TrainedModel(model=model.to(device).eval(), config=meta, path=run_dir)

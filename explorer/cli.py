@@ -12,6 +12,7 @@ first, so the objectives and prior families it registers are available (see the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -37,7 +38,10 @@ EXPERIMENTS = {"kl-failure": reproduce.kl_failure, "engineered-priors": reproduc
 def _json_or_file(text: str) -> dict[str, Any]:
     """A prior given as a JSON object, or as the path of a JSON file."""
     path = Path(text)
-    source = path.read_text() if path.suffix == ".json" or path.is_file() else text
+    try:
+        source = path.read_text() if path.suffix == ".json" or path.exists() else text
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot read the prior file {text}: {err.strerror or err}") from err
     try:
         value = json.loads(source)
     except json.JSONDecodeError as err:
@@ -187,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m explorer",
         description="Train and evaluate autoencoders with programmable priors (AE-MMD) and their baselines.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import MODULE first, for the objectives and prior families it registers; repeatable")
@@ -239,12 +244,31 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """Check settings, dataset, device and run folder before anything is built; rank 0 holds the folder."""
+    from explorer import checkpoints, distributed
+    from explorer.data import check_dataset
+    from explorer.training import check_distributed, claim, resolve_device
+
+    resolve_device(args.device)
+    if args.resume:
+        checkpoints.read_meta(args.out)
+    else:
+        config = train_config(args)
+        check_dataset(config.dataset, **config.dataset_options)
+        check_distributed(config, distributed.world_size())
+    if not distributed.is_main():
+        return contextlib.nullcontext()
+    return claim(args.out, checkpoints.read_meta(args.out)[0]["run_id"] if args.resume else None)
+
+
 def _train(args: argparse.Namespace) -> int:
     from explorer import distributed
 
     distributed.init_from_env(args.device)  # no-op unless started by torchrun
     try:
-        status = _train_here(args)
+        with _preflight(args):
+            status = _train_here(args)
     except BaseException:
         distributed.shutdown(wait=False)  # the other ranks may never reach a barrier
         raise
@@ -254,7 +278,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_here(args: argparse.Namespace) -> int:
     from explorer import distributed
-    from explorer.checkpoints import META_FILE
     from explorer.progress import ProgressBar
     from explorer.training import Trainer, TrainingError
 
@@ -263,10 +286,6 @@ def _train_here(args: argparse.Namespace) -> int:
     if args.resume:
         trainer = Trainer.resume(args.out, callbacks=callbacks, steps=args.steps)
     else:
-        if (args.out / META_FILE).exists():
-            raise ValueError(
-                f"{args.out} already holds a checkpoint; pass --resume to continue it, or choose another --out"
-            )
         trainer = Trainer(train_config(args), out=args.out, callbacks=callbacks)
     distributed.barrier()  # every rank has seen the run folder as it was before rank 0 writes into it
     try:
@@ -290,8 +309,9 @@ def _train_here(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     import explorer
-    from explorer.metrics.evaluate import evaluate, format_report
+    from explorer.metrics.evaluate import check_sample, evaluate, format_report
 
+    check_sample(args.n, args.seed)
     trained = explorer.load(args.run)
     dataset = trained.load_dataset(**({"root": args.root} if args.root else {}))
     report = evaluate(trained, dataset, n=args.n, seed=args.seed)
@@ -349,12 +369,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from explorer.checkpoints import CheckpointError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # known before parsing, so that a plugin's error obeys it too
     try:
         load_plugins(argv)
         args = build_parser().parse_args(argv)
         command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
         return command(args)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError, CheckpointError) as err:
+    except (OSError, ValueError, ModuleNotFoundError, CheckpointError) as err:  # bad input, I/O, a full disk
+        if debug:
+            raise
         rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process reports its own errors
         where = f" (rank {rank})" if rank else ""
         print(f"error{where}: {err}", file=sys.stderr)

@@ -17,17 +17,38 @@ from typing import Any
 Check = Callable[[str, str, Any], Any]  # (owner, name, value) -> the value, normalized; ValueError if bad
 
 
-def integer(minimum: int = 1) -> Check:
-    """An int (Python or numpy, not bool) >= ``minimum``."""
+def integer(minimum: int = 1, maximum: int | None = None) -> Check:
+    """An int (Python or numpy, not bool) >= ``minimum`` (and <= ``maximum``)."""
+    bound = f">= {minimum}" if maximum is None else f"from {_power(minimum)} to {_power(maximum)}"
 
     def check(owner: str, name: str, value: Any) -> int:
         try:
             number = None if isinstance(value, bool) else operator.index(value)
         except TypeError:
             number = None
-        if number is None or number < minimum:
-            raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+        if number is None or number < minimum or (maximum is not None and number > maximum):
+            raise ValueError(f"{owner}: {name} must be an integer {bound}, got {value!r}")
         return number
+
+    return check
+
+
+def _power(n: int) -> str:
+    """Large bounds as powers of two (2**64 - 1), small ones as they are."""
+    for offset in (0, 1):
+        if abs(n + offset) >= 2**16 and (abs(n + offset) & (abs(n + offset) - 1)) == 0:
+            text = f"{'-' if n < 0 else ''}2**{abs(n + offset).bit_length() - 1}"
+            return text + (" - 1" if offset else "")
+    return str(n)
+
+
+def of_type(kind: type) -> Check:
+    """An instance of ``kind`` (exactly bool for bool: 0 and 1 are not flags)."""
+
+    def check(owner: str, name: str, value: Any) -> Any:
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ValueError(f"{owner}: {name} must be a {kind.__name__}, got {value!r}")
+        return value
 
     return check
 

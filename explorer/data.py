@@ -143,21 +143,26 @@ class TensorDataset(Dataset):
 # registry
 
 
-def load_dataset(
-    name: str, root: str | Path | None = None, download: bool = False, **options: Any
-) -> Dataset:
-    """Build dataset `name` (see `DATASETS`) with the source's keyword `options` (missing ones: defaults)."""
+def check_dataset(name: str, root: str | Path | None = None, download: bool = False, **options: Any) -> dict[str, Any]:
+    """The options of dataset `name` with defaults filled in, or a ValueError for an unknown name or option
+    (without loading anything, so that a command can refuse bad input before it starts)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    loader = DATASETS[name]
     defaults = {
-        p.name: p.default for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY
+        p.name: p.default for p in inspect.signature(DATASETS[name]).parameters.values() if p.kind is p.KEYWORD_ONLY
     }
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise ValueError(f"{name}: unknown option(s) {unknown}; options are {sorted(defaults) or 'none'}")
-    resolved = {**defaults, **options}
-    dataset = loader(root, download, **resolved)
+    return {**defaults, **options}
+
+
+def load_dataset(
+    name: str, root: str | Path | None = None, download: bool = False, **options: Any
+) -> Dataset:
+    """Build dataset `name` (see `DATASETS`) with the source's keyword `options` (missing ones: defaults)."""
+    resolved = check_dataset(name, **options)
+    dataset = DATASETS[name](root, download, **resolved)
     dataset.spec = {"name": name, **({"root": str(root)} if root is not None else {}), **resolved}
     return dataset
 
@@ -520,11 +525,14 @@ def _read_images(name: str, files: Sequence[Path], size: int, channels: int) -> 
     out = np.empty((len(files), channels, size, size), dtype=np.uint8)
 
     def read(i: int) -> None:
-        with Image.open(files[i]) as img:
-            img = img.convert(mode)
-            if img.size != (size, size):
-                img = ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
-            out[i] = np.asarray(img).reshape(size, size, channels).transpose(2, 0, 1)
+        try:
+            with Image.open(files[i]) as img:
+                img = img.convert(mode)
+                if img.size != (size, size):
+                    img = ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
+                out[i] = np.asarray(img).reshape(size, size, channels).transpose(2, 0, 1)
+        except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+            raise ValueError(f"{name}: cannot read the image {files[i]} (corrupt or not an image?): {error}") from None
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(read, range(len(files))))

@@ -54,6 +54,9 @@ __all__ = [
 ]
 
 _F64 = torch.float64  # parameters and density arithmetic; random draws are float32 (the output precision)
+# |parameter| bound: float32 samples of the prior, and the squared distances MMD takes between them (a few hundred
+# times a scale squared, summed over dimensions), stay finite: float32 ends at 3.4e38
+_MAGNITUDE_LIMIT = 1e15
 _NORMALIZED_TOL = 1e-12  # weights / densities this close to a total of 1 are kept as given (exact round trip)
 _FAMILIES: dict[str, type[Prior]] = {}
 _REPR = reprlib.Repr()
@@ -82,6 +85,10 @@ def _tensor(family: str, name: str, value: Any, axes: Sequence[str] = ("dimensio
     bad = ~torch.isfinite(t)
     if bad.any():
         raise ValueError(f"{family}: {name} must be finite, got {_locate(t, bad, axes)}")
+    bad = t.abs() > _MAGNITUDE_LIMIT
+    if bad.any():
+        raise ValueError(f"{family}: {name} must be at most {_MAGNITUDE_LIMIT:.0e} in magnitude (its float32 samples "
+                         f"and their squared distances must stay finite), got {_locate(t, bad, axes)}")
     return t
 
 

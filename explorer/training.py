@@ -17,9 +17,12 @@ and indexed there, ``precision="bf16"`` (autocast of the networks; losses in flo
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import time
+import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from explorer import checkpoints, distributed
-from explorer.config import from_options, integer, number, one_of, option, optional, validate
+from explorer import checkpoints, distributed, run_folder
+from explorer.config import from_options, integer, number, of_type, one_of, option, optional, validate
 from explorer.data import DATASETS, Dataset, load_dataset
 from explorer.models import ModelConfig, build_model
 from explorer.objectives import AEMMD, OBJECTIVES, Objective, objective_class
@@ -37,6 +40,9 @@ from explorer.priors import Gaussian, Prior, from_dict
 
 RESIDENT_CHUNK = 4096
 PRECISIONS = ("fp32", "bf16")
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+CODE_LIMIT = 1e6  # |code| beyond this means the encoder diverges (codes of a fitted prior are O(1) to O(100))
+LOSS_GROWTH = 1e3  # a loss this many times its first value has exploded
 
 
 DATA, MODEL, OPTIMIZATION, SPEED, OUTPUT = ("data", "model and objective", "optimization",
@@ -51,13 +57,13 @@ class TrainConfig:
     are made from these declarations and from each objective's ``Config``.
     """
 
-    dataset: str = option("shapes", f"dataset name: {', '.join(DATASETS)}", group=DATA)
+    dataset: str = option("shapes", f"dataset name: {', '.join(DATASETS)}", of_type(str), group=DATA)
     dataset_options: dict[str, Any] = option(
-        factory=dict, help="dataset option, repeatable, e.g. size=32 or n=5000", group=DATA,
+        factory=dict, help="dataset option, repeatable, e.g. size=32 or n=5000", check=of_type(dict), group=DATA,
         flag="--dataset-option", parse="key_value")
     objective: str = option(AEMMD.name, "training objective", one_of(OBJECTIVES), group=MODEL)
     objective_options: dict[str, Any] = option(factory=dict, help="the objective's options (its Config fields)",
-                                               parse="objective")
+                                               check=of_type(dict), parse="objective")
     prior: dict[str, Any] | None = option(
         None, "prior of an objective that takes one, in Prior.to_dict() form (default: N(0, I))", group=MODEL,
         parse="prior")
@@ -69,19 +75,33 @@ class TrainConfig:
     batch_size: int = option(512, "batch size (under torchrun: the global batch, split evenly over the processes)",
                              integer(), group=OPTIMIZATION)
     lr: float = option(5e-4, "Adam learning rate", number(strict=True), group=OPTIMIZATION)
-    seed: int = option(0, "seed of initialization, batches and prior samples", group=OPTIMIZATION)
+    seed: int = option(0, "seed of initialization, batches and prior samples", integer(*SEED_RANGE),
+                       group=OPTIMIZATION)
     checkpoint_every: int = option(500, "steps between checkpoints (0: at the end only)", integer(0), group=OUTPUT)
     device: str = option("cpu", "cpu, cuda, cuda:1 or auto (under torchrun, cuda is each process's own GPU)",
-                         group=OPTIMIZATION)
+                         of_type(str), group=OPTIMIZATION)
     resident_bytes: int = option(512 * 2**20, "datasets up to this many bytes are held as one tensor on the device",
                                  integer(0), group=SPEED)
     precision: str = option("fp32", "bf16: autocast the networks to bfloat16 (losses stay float32)",
                             one_of(PRECISIONS), choices=PRECISIONS, group=SPEED)
-    channels_last: bool = option(False, "NHWC memory layout for the conv layers", group=SPEED)
-    compile: bool = option(False, "torch.compile the encoder and decoder", group=SPEED)
+    channels_last: bool = option(False, "NHWC memory layout for the conv layers", of_type(bool), group=SPEED)
+    compile: bool = option(False, "torch.compile the encoder and decoder", of_type(bool), group=SPEED)
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.prior is not None:
+            self._check_prior()
+
+    def _check_prior(self) -> None:
+        """The prior parses, has the latent size, and is given to an objective that takes one."""
+        if not objective_class(self.objective).takes_prior:
+            raise ValueError(f"TrainConfig: the {self.objective!r} objective takes no prior; drop the prior, or choose "
+                             f"an objective that matches one (e.g. {AEMMD.name!r})")
+        prior = from_dict(self.prior) if isinstance(self.prior, dict) else None
+        if prior is None:
+            raise ValueError(f"TrainConfig: prior must be a Prior.to_dict() dict or None, got {self.prior!r}")
+        if prior.dim != self.latent_dim:
+            raise ValueError(f"TrainConfig: the prior has {prior.dim} dimensions, latent_dim is {self.latent_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,20 +136,78 @@ class Callback:
 
 
 class TrainingError(RuntimeError):
-    """Training stopped because the loss or its gradient stopped being finite."""
+    """Training stopped because it diverged: the loss, its gradient or the codes stopped being finite or exploded."""
 
 
 class StopTraining(Exception):
     """Raised by a callback's ``on_step`` to end `Trainer.run` early; the final checkpoint is still written."""
 
 
-def _resolve_device(name: str) -> torch.device:
-    """The device of ``name``; under torchrun a bare ``cuda`` (or ``auto`` with a GPU) is this rank's GPU."""
+def resolve_device(name: str) -> torch.device:
+    """The device of ``name`` (cpu, cuda, cuda:N, mps or auto), or a ValueError saying why this machine has none.
+
+    Under torchrun a bare ``cuda`` (or ``auto`` with a GPU) is this rank's GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and distributed.is_active():
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this machine has no usable CUDA GPU; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        if device.index is None and distributed.is_active():
+            return torch.device("cuda", distributed.local_rank())
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: MPS is not available on this machine; use cpu or auto")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r}: explorer trains on cpu, cuda or mps")
+    return device
+
+
+class _CodeScale:
+    """Forward hook on the encoder: the largest |output| of the last forward (a device scalar, no sync)."""
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+    def __call__(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        self.value = output.detach().abs().amax().float()
+
+
+class _LastGood:
+    """A copy of the training state (weights, optimizer moments, generator) at the last step whose codes and loss
+    were within bounds: an exploding run goes back to it. Copied into kept buffers, at the cost of one pass."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self._tensors: list[torch.Tensor] = []
+        self._generator: torch.Tensor | None = None
+
+    def keep(self, step: int, generator_state: torch.Tensor, tensors: list[torch.Tensor]) -> None:
+        if [t.shape for t in tensors] != [t.shape for t in self._tensors]:  # the first step adds optimizer moments
+            self._tensors = [t.detach().clone() for t in tensors]
+        else:
+            for mine, t in zip(self._tensors, tensors, strict=True):
+                mine.copy_(t)
+        self.step, self._generator = step, generator_state
+
+    def restore(self, trainer: Trainer) -> bool:
+        """Put the kept state back into ``trainer``; False if none is kept. Kept before the first optimizer step,
+        the state has no moments: the optimizer starts afresh, as it did then."""
+        if self.step is None:
+            return False
+        tensors = trainer._state_tensors()
+        if len(self._tensors) < len(tensors):
+            trainer.optimizer.state.clear()
+            tensors = trainer._state_tensors()
+        for t, mine in zip(tensors, self._tensors, strict=True):
+            t.copy_(mine)
+        trainer.generator.set_state(self._generator)
+        trainer.step = self.step
+        return True
 
 
 class _Step(nn.Module):
@@ -169,15 +247,24 @@ class Trainer:
         dataset: Dataset | None = None,
         out: str | Path | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
+        run_id: str | None = None,
     ) -> None:
+        """``run_id``: the id of the run this trainer continues (None: a new run, whose ``out`` must hold none)."""
         self.config = config
         self.out = Path(out) if out is not None else None
         self.callbacks = list(callbacks)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         check_distributed(config, self.world_size)
-        self.device = _resolve_device(config.device)
+        self.device = resolve_device(config.device)
+        self.run_id = run_id or uuid.uuid4().hex
+        self._lock: run_folder.WriterLock | None = None
+        if self.out is not None and distributed.is_main():
+            self._lock = claim(self.out, run_id)
+            weakref.finalize(self, self._lock.release)
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
         self.step = 0
+        self._first_loss: float | None = None
+        self._last_good = _LastGood()
         self.generator = torch.Generator().manual_seed(config.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -191,7 +278,13 @@ class Trainer:
                     gaussian=self.objective.needs_gaussian_encoder,
                 )
             )
-        self.model.init_output_bias(self._channel_means())
+        means = self._channel_means()
+        if not bool(torch.isfinite(means).all()):
+            raise ValueError(f"the dataset {self.dataset.name!r} has NaN or inf pixel values (found among the images "
+                             "sampled for the channel means); fix the data before training")
+        self.model.init_output_bias(means)
+        self._code_scale = _CodeScale()
+        self.model.encoder.register_forward_hook(self._code_scale)
         self.model.to(self.device)
         self.objective.to(self.device)
         if config.channels_last:
@@ -265,33 +358,57 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step; raises `TrainingError` (weights untouched) if the loss or gradient is not finite."""
+        """One optimizer step; raises `TrainingError` if the loss or gradient is not finite (weights untouched), or
+        if the codes or the loss exploded (the last weights within bounds restored)."""
         self.model.train()
+        generator_state = self.generator.get_state()
         x = self.batch()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             terms = self._forward(x, self.generator)
         # averaged over ranks: the global batch's terms, and the same decision to stop on every rank
-        packed = torch.stack([value.detach().double() for value in terms.values()]).tolist()  # one device sync
-        values = distributed.mean_over_ranks(dict(zip(terms, packed, strict=True)), self.device)
+        scale = self._code_scale.value if self._code_scale.value is not None else x.new_zeros(())
+        packed = torch.stack([*(value.detach().double() for value in terms.values()), scale.double()]).tolist()
+        values = distributed.mean_over_ranks(dict(zip([*terms, " codes"], packed, strict=True)), self.device)
+        code_scale = values.pop(" codes")
         if not math.isfinite(values["loss"]):
-            self._diverged(f"the loss is {values['loss']}", values)
+            self._diverged(f"the loss is {values['loss']}", values, x)
+        # the weights of this step gave exploded codes or loss: they are bad, go back to the last good ones
+        if not code_scale <= CODE_LIMIT:
+            self._diverged(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x, back=True)
+        if self._first_loss is None:
+            self._first_loss = values["loss"]
+        elif self._first_loss > 0 and values["loss"] > LOSS_GROWTH * self._first_loss:
+            self._diverged(f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
+                           f"{self._first_loss:.4g}", values, x, back=True)
+        self._last_good.keep(self.step, generator_state, self._state_tensors())
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=math.inf)
         if not torch.isfinite(grad_norm):
-            self._diverged(f"the gradient norm is {float(grad_norm)}", values)
+            self._diverged(f"the gradient norm is {float(grad_norm)}", values, x)
         self.optimizer.step()
         self.step += 1
         return values
 
-    def _diverged(self, what: str, values: dict[str, float]) -> None:
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """The tensors a step changes: weights (model and objective) and optimizer moments, in a fixed order."""
+        optimizer = [v for slots in self.optimizer.state.values() for v in slots.values() if torch.is_tensor(v)]
+        return [*self.model.state_dict().values(), *self.objective.state_dict().values(), *optimizer]
+
+    def _diverged(self, what: str, values: dict[str, float], x: torch.Tensor, back: bool = False) -> None:
+        """Raise TrainingError; ``back``: the current weights are bad, restore the last good ones first."""
         self.optimizer.zero_grad(set_to_none=True)
+        restored = back and self._last_good.restore(self)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        raise TrainingError(
-            f"Training stopped at step {self.step + 1}: {what} ({shown}). The weights of step {self.step} are "
-            "kept. Try a lower learning rate or penalty weight."
-        )
+        if not bool(torch.isfinite(x).all()):
+            advice = "The batch holds NaN or inf pixel values: fix the data (the learning rate is not the cause)."
+        else:
+            advice = f"Try a lower learning rate (now {self.config.lr:g}) or penalty weight."
+        at = f"step {self.step + 1}" if not restored else f"step {self._last_good.step + 2}"
+        kept = ", the last within bounds, are restored" if restored else " are kept"
+        raise TrainingError(f"Training stopped at {at}: {what} ({shown}). The weights of step {self.step}{kept}. "
+                            f"{advice}")
 
     def run(self, steps: int | None = None) -> None:
         """Train until ``steps`` (default ``config.steps``) steps are done in total; checkpoint into ``out``."""
@@ -327,29 +444,36 @@ class Trainer:
 
         Under torchrun call it on rank 0 only (`run` does): every rank holds the same weights and state.
         """
-        out = Path(out) if out is not None else self.out
+        out = out if out is not None else self.out
         if out is None:
             raise ValueError("Trainer.save needs a folder: pass out= here or to Trainer(...)")
+        with claim(out, self.run_id) as held:  # this trainer's own folder: already held (counted)
+            path = self._write(held.folder, metrics)
+        for callback in self.callbacks:
+            callback.on_checkpoint(self, path)
+        return path
+
+    def close(self) -> None:
+        """Give back the run folder's writer lock (also done when the trainer is garbage-collected)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def _write(self, out: Path, metrics: dict[str, Any] | None) -> Path:
         weights = {**checkpoints.prefixed(self.model, "model."), **checkpoints.prefixed(self.objective, "objective.")}
         optimizer_tensors, groups = checkpoints.optimizer_to_tensors(self.optimizer)
         state = {**optimizer_tensors, "generator": self.generator.get_state()}
         prior = self.prior
         config = dataclasses.replace(self.config, prior=prior.to_dict() if prior is not None else None)
         meta = {
+            "run_id": self.run_id,
             "step": self.step,
-            "train": config.to_dict(),
+            "train": config.to_dict(),  # the one copy of the prior, the seed and the dataset
             "model": self.model.config.to_dict(),
-            "objective": self.objective.to_dict(),
-            "prior": config.prior,
-            "dataset": self.dataset.to_dict(),
-            "seed": config.seed,
+            "objective": {k: v for k, v in self.objective.to_dict().items() if k != "prior"},
             "metrics": metrics or {},
             "optimizer_groups": groups,
         }
-        path = checkpoints.write_checkpoint(out, meta, weights, state)
-        for callback in self.callbacks:
-            callback.on_checkpoint(self, path)
-        return path
+        return checkpoints.write_checkpoint(out, meta, weights, state)
 
     @classmethod
     def resume(
@@ -366,15 +490,17 @@ class Trainer:
         machine without one (e.g. a run trained with torchrun on GPUs, opened in the explorer on a laptop).
         """
         meta, run_dir = checkpoints.read_meta(run_dir)
-        if "train" not in meta or "state" not in meta["files"]:
-            raise checkpoints.CheckpointError(
-                f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed; "
-                "Trainer.from_weights starts a new run from its weights."
-            )
-        trainer = cls._with_weights(meta, run_dir, run_dir, dataset, callbacks, steps, device)
-        state = checkpoints.read_tensors(run_dir, meta, "state")
-        checkpoints.optimizer_from_tensors(trainer.optimizer, state, meta["optimizer_groups"])
-        trainer.generator.set_state(state["generator"])
+        with run_folder.acquire(run_dir) if distributed.is_main() else contextlib.nullcontext():
+            if "state" not in meta["files"]:
+                raise checkpoints.CheckpointError(
+                    f"{run_dir / checkpoints.META_FILE} was saved without training state and cannot be resumed; "
+                    "Trainer.from_weights starts a new run from its weights."
+                )
+            meta, run_dir, tensors = checkpoints.read_checkpoint(run_dir, ("weights", "state"))  # as now, locked
+            trainer = cls._with_weights(meta, run_dir, tensors["weights"], run_dir, dataset, callbacks, steps, device)
+        source = run_dir / meta["files"]["state"]["name"]
+        checkpoints.optimizer_from_tensors(trainer.optimizer, tensors["state"], meta["optimizer_groups"], source)
+        checkpoints.restore_generator(trainer.generator, tensors["state"], source)
         return trainer
 
     @classmethod
@@ -390,18 +516,18 @@ class Trainer:
         """A new run writing to ``out`` that starts from the trained weights in ``run_dir`` with a fresh optimizer
         (the step count continues): to train further a checkpoint shipped without its training state, or without
         touching its files. ``device`` as in `resume`."""
-        meta, run_dir = checkpoints.read_meta(run_dir)
-        if "train" not in meta:
-            raise checkpoints.CheckpointError(f"{run_dir / checkpoints.META_FILE} has no training settings")
+        meta, run_dir, tensors = checkpoints.read_checkpoint(run_dir)
         if out is not None and Path(out).resolve() == run_dir.resolve():
             raise ValueError(f"from_weights writes a new run: choose an out other than {run_dir}")
-        return cls._with_weights(meta, run_dir, out, dataset, callbacks, steps, device)
+        return cls._with_weights({**meta, "run_id": None}, run_dir, tensors["weights"], out, dataset, callbacks,
+                                 steps, device)
 
     @classmethod
     def _with_weights(
         cls,
         meta: dict[str, Any],
         run_dir: Path,
+        weights: dict[str, torch.Tensor],
         out: str | Path | None,
         dataset: Dataset | None,
         callbacks: tuple[Callback, ...] | list[Callback],
@@ -415,10 +541,34 @@ class Trainer:
             device = "cpu"
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks)
-        weights = checkpoints.read_tensors(run_dir, meta, "weights")
+        try:
+            trainer = cls(config, dataset=dataset, out=out, callbacks=callbacks, run_id=meta["run_id"])
+        except (TypeError, KeyError, ValueError) as error:  # e.g. options the objective does not take
+            where = run_dir / checkpoints.META_FILE
+            raise checkpoints.CheckpointError(f"{where}: field 'train' describes a run that cannot be built here: "
+                                              f"{error}") from error
         source = run_dir / meta["files"]["weights"]["name"]
         checkpoints.load_into(trainer.model, weights, "model.", source)
         checkpoints.load_into(trainer.objective, weights, "objective.", source)
-        trainer.step = int(meta["step"])
+        trainer.step = meta["step"]
         return trainer
+
+
+def claim(out: str | Path, run_id: str | None) -> run_folder.WriterLock:
+    """Hold ``out``'s writer lock for the run ``run_id``: a folder holding another run (any run, for a new one
+    whose ``run_id`` is None) is refused, with a free folder name offered."""
+    held = run_folder.acquire(out)
+    path = held.folder / checkpoints.META_FILE
+    if not path.exists():
+        return held
+    try:
+        meta, _ = checkpoints.read_meta(held.folder)
+        found, what = meta["run_id"], f"run {meta['run_id']} at step {meta['step']}"
+    except checkpoints.CheckpointError as error:
+        found, what = None, f"a checkpoint that cannot be read ({error})"
+    if run_id is None or found != run_id:
+        held.release()
+        hint = "resume it (--resume, Trainer.resume), or " if run_id is None and found is not None else ""
+        raise run_folder.RunFolderError(f"{Path(out)} already holds another run ({what}); {hint}choose another "
+                                        f"folder, e.g. {run_folder.free_name(Path(out))}")
+    return held

@@ -83,8 +83,9 @@ def test_a_two_process_run_resumes_and_opens_in_the_explorer(tmp_path):
 
     trained = explorer.load(out)
     assert trained.step == 6
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.json", "state-00000006.safetensors",
-                                                     "weights-00000006.safetensors"]
+    # one writer (rank 0): the sidecar, its files and the previous generation's (kept for readers), nothing else
+    visible = sorted(p.name.rsplit("-", 1)[0] for p in out.iterdir() if not p.name.startswith("."))
+    assert visible == ["checkpoint.json", "state-00000004", "state-00000006", "weights-00000004", "weights-00000006"]
     straight = Trainer(dataclasses.replace(CONFIGS["mmd"], objective_options={}, steps=6))
     straight.run()
     for name, value in straight.model.state_dict().items():

@@ -237,3 +237,46 @@ def test_umap_runs_off_the_ui_path_and_then_fills_the_scatter(app):
     x = np.asarray(app.latent.code_source.data["x"])
     assert len(x) == 256 and np.isfinite(x).all()
     assert not np.allclose(x, app.last_snapshot.codes[:, 0])  # an embedding, not the first coordinate
+
+
+def shown(panel):
+    import html
+    import re
+
+    return html.unescape(re.sub("<[^>]*>", "", panel.status.value))
+
+
+def test_save_with_an_empty_path_writes_nothing_into_the_working_directory(app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app.panel.out.value = "  "
+    app.panel.save.click()
+    app.refresh(timeout=5)
+    assert "no run folder given" in shown(app.panel)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_the_folder_of_another_run_and_offers_a_new_name(app, digits, tmp_path):
+    other = Trainer(dataclasses.replace(CONFIG, latent_dim=2, steps=2), dataset=digits, out=tmp_path / "other")
+    other.run()
+    other.close()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "other").iterdir() if not p.name.startswith(".")}
+    app.panel.out.value = str(tmp_path / "other")
+    app.panel.save.click()
+    app.refresh(timeout=5)
+    assert "already holds another run" in shown(app.panel) and str(tmp_path / "other-2") in shown(app.panel)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "other").iterdir() if not p.name.startswith(".")} == before
+    assert explorer.load(tmp_path / "other").latent_dim == 2
+    # saving twice into its own folder is fine
+    app.panel.out.value = str(tmp_path / "mine")
+    for _ in range(2):
+        app.panel.save.click()
+        app.refresh(timeout=5)
+        assert "saved" in shown(app.panel)
+
+
+@pytest.mark.parametrize("steps", [0, -5])
+def test_invalid_steps_show_a_message_and_start_nothing(app, steps):
+    app.panel.steps.value = steps
+    app.panel.start.click()
+    assert f"steps must be a positive number of training steps, got {steps}" in shown(app.panel)
+    assert not app.background.running and app.trainer.step == 0

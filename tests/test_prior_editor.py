@@ -287,3 +287,18 @@ def test_one_dimension():
     assert editor.prior == Laplace(1) and editor.pad.pair is None
     editor.family_select.value = "uniform"
     assert editor.prior == Uniform(1)
+
+
+def test_a_std_beyond_float32_typed_shows_the_message_and_keeps_the_prior(editor):
+    editor.texts["std"].value = 1e39  # used to raise out of the preview callback
+    assert "std must be at most 1e+15" in shown(editor)
+    assert editor.prior == Gaussian(3) and editor.calls == []
+
+
+def test_a_preview_that_cannot_be_drawn_shows_why(editor, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("supplied range of [nan, nan] is not finite")
+
+    monkeypatch.setattr(editor.pad, "show", broken)
+    editor._refresh_preview()  # a callback: it must not raise
+    assert "preview: supplied range" in shown(editor)

@@ -538,3 +538,14 @@ def test_from_density_is_one_dimensional_and_normalized():
     assert prior.to_dict()["density"] == [0.5, 0.5]
     pdf = prior.marginal_pdf(0, torch.tensor([-1.0, 1.0, 3.0]))
     assert torch.allclose(pdf, torch.tensor([0.0, 0.5, 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("make", "parameter"),
+    [(lambda: Gaussian(2, std=1e39), "std"), (lambda: Gaussian(2, mean=[0.0, -1e20]), "mean"),
+     (lambda: Uniform(1, low=-1e16, high=0.0), "low"), (lambda: Laplace(2, scale=[1.0, 3e38]), "scale")],
+)
+def test_parameters_whose_samples_float32_cannot_hold_are_refused_naming_them(make, parameter):
+    with pytest.raises(ValueError, match=f"{parameter} must be at most 1e\\+15 in magnitude"):
+        make()
+    assert torch.isfinite(Gaussian(2, std=1e15).sample(100, torch.Generator().manual_seed(0))).all()

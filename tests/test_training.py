@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from explorer.data import load_dataset
+from explorer.data import Dataset, load_dataset
 from explorer.mmd import mmd2
 from explorer.priors import Gaussian, Uniform
-from explorer.training import Callback, TrainConfig, Trainer, TrainingError
+from explorer.training import Callback, TrainConfig, Trainer, TrainingError, resolve_device
 
 
 class Recorder(Callback):
@@ -189,7 +189,8 @@ def test_mmd_moves_the_aggregate_posterior_onto_a_uniform_prior_and_plain_ae_doe
     # the default 0.3 gets there too, in about 2,000 steps (MMD^2 1.13 -> 0.013).
     for objective, options in (("mmd", {"lam": 2.0}), ("ae", {})):
         config = TrainConfig(dataset="xy", objective=objective, objective_options=options, latent_dim=2,
-                             prior=prior.to_dict(), steps=400, batch_size=128, lr=1e-3, seed=0, width=16)
+                             prior=prior.to_dict() if objective == "mmd" else None, steps=400, batch_size=128,
+                             lr=1e-3, seed=0, width=16)
         trainer = Trainer(config, dataset=dataset)
         before = _mmd_to_prior(trainer, images, prior)
         trainer.run()
@@ -208,3 +209,76 @@ def test_a_plain_ae_on_mnist_does_not_stall_at_a_black_image():
                                   seed=0))
     recon = [trainer.train_step()["recon"] for _ in range(300)]
     assert sum(recon[-50:]) / 50 < 50, recon[-50:]
+
+
+def test_exploding_codes_stop_and_restore_the_last_good_weights(digits):
+    trainer = Trainer(small_config(lr=1000.0, steps=300), dataset=digits)
+    with pytest.raises(TrainingError) as info:
+        trainer.run()
+    message = str(info.value)
+    assert "the codes reached" in message and "limit 1e+06" in message and "lower learning rate (now 1000)" in message
+    # the restored weights are those of an untouched run at that step: the last whose codes were within bounds
+    reference = Trainer(small_config(lr=1000.0, steps=300), dataset=digits)
+    for _ in range(trainer.step):
+        reference.train_step()
+    for name, value in reference.model.state_dict().items():
+        assert torch.equal(value, trainer.model.state_dict()[name]), name
+    assert f"weights of step {trainer.step}, the last within bounds, are restored" in message
+    assert trainer.train_step()["loss"] > 0  # and training can go on from them (e.g. after lowering lr)
+
+
+def test_an_exploding_finite_loss_stops(digits):
+    trainer = Trainer(small_config(steps=10), dataset=digits)
+    _poison(trainer, at_step=4, make_bad=lambda loss, model: loss * 1e6)
+    with pytest.raises(TrainingError, match=r"step 4: the loss rose to .* times its first value"):
+        trainer.run()
+    assert trainer.step == 2  # step 3's weights gave the exploded loss: step 2's are restored
+
+
+class _FloatImages(Dataset):
+    """A dataset whose images are floats with NaN in them (a user's own Dataset, not uint8 as documented)."""
+
+    def __init__(self, nan_from: int = 0) -> None:
+        super().__init__("broken", (1, 8, 8))
+        self.data = torch.rand(64, 1, 8, 8) * 255
+        self.data[nan_from:, 0, 0, 0] = float("nan")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def images(self, index):
+        return self.data[index]
+
+
+def test_nan_in_the_data_is_refused_before_training_and_named_as_the_cause():
+    with pytest.raises(ValueError, match="the dataset 'broken' has NaN or inf pixel values"):
+        Trainer(small_config(), dataset=_FloatImages())
+
+
+def test_the_stop_message_blames_the_data_when_a_batch_holds_nan(digits):
+    trainer = Trainer(small_config(steps=10, batch_size=64), dataset=digits)
+    trainer.dataset, trainer._images = _FloatImages(), None
+    with pytest.raises(TrainingError, match="fix the data"):
+        trainer.run()
+    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"seed": 2**64}, "seed"), ({"seed": "1"}, "seed"), ({"width": 0}, "width"), ({"dataset_options": []},
+     "dataset_options"), ({"objective": "ae", "prior": Gaussian(3).to_dict()}, "takes no prior"),
+     ({"prior": Gaussian(4).to_dict()}, "4 dimensions"), ({"prior": {"family": "gaussian", "dim": 3, "std": 1e39}},
+     "std must be at most")],
+)
+def test_invalid_settings_are_refused_when_the_config_is_made(changes, field):
+    with pytest.raises(ValueError, match=field):
+        small_config(**changes)
+
+
+def test_bad_devices_are_one_clear_error():
+    with pytest.raises(ValueError, match="unknown device 'bogus'"):
+        resolve_device("bogus")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA GPU"):
+            resolve_device("cuda")
+    assert resolve_device("auto").type in ("cpu", "cuda")

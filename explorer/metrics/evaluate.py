@@ -20,10 +20,21 @@ if TYPE_CHECKING:
 ENCODE_BATCH = 1024
 
 
+def check_sample(n: int, seed: int) -> None:
+    """Refuse a sample size that is not a positive integer and a seed torch cannot take, before any work."""
+    from explorer.training import SEED_RANGE
+
+    if type(n) is not int or n < 1:
+        raise ValueError(f"n (images to encode) must be a positive integer, got {n!r}")
+    if type(seed) is not int or not SEED_RANGE[0] <= seed < SEED_RANGE[1]:
+        raise ValueError(f"seed must be an integer from -2**63 to 2**64 - 1, got {seed!r}")
+
+
 def encode_dataset(
     trained: TrainedModel, dataset: Dataset, n: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, structure.NMSEAccumulator]:
     """Codes of min(n, len) images drawn with ``seed``, their row indices, and the reconstruction NMSE."""
+    check_sample(n, seed)
     rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[: min(n, len(dataset))]
     rows = rows.sort().values
     codes, accumulator = [], structure.NMSEAccumulator()

@@ -124,6 +124,7 @@ class Explorer:
         old = getattr(self, "latent", None)
         if old is not None:
             old.close()
+            self.trainer.close()  # the replaced run gives back its folder's writer lock
         self.background = BackgroundTrainer(trainer, probe_size=self.probe_size)
         d = trainer.config.latent_dim
         self.editor = PriorEditor(d, prior=trainer.prior)
@@ -159,6 +160,8 @@ class Explorer:
         with self.lock:
             try:
                 steps = int(self.panel.steps.value)
+                if steps < 1:
+                    raise ValueError(f"steps must be a positive number of training steps, got {steps}")
                 if self._settings_changed:
                     if self.background.running:
                         raise RuntimeError("Training is already running; stop it before starting a new run.")
@@ -232,6 +235,7 @@ class Explorer:
     def close(self) -> None:
         """Stop training and the live updates, and close the widgets."""
         self.background.stop(timeout=10)
+        self.trainer.close()
         self._closed.set()
         if self._consumer is not None:
             self._consumer.join(timeout=5)

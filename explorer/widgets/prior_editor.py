@@ -405,5 +405,8 @@ class PriorEditor:
     def _refresh_preview(self) -> None:
         self._preview_timer = None
         self._last_preview = time.monotonic()
-        samples = self._prior.sample(self.preview_n, torch.Generator().manual_seed(self.seed)).numpy()
-        self.pad.show(self._prior, samples, self.dim_select.value, (self.pair_x.value, self.pair_y.value))
+        try:  # a callback: a prior the preview cannot draw shows why, and never raises into the front end
+            samples = self._prior.sample(self.preview_n, torch.Generator().manual_seed(self.seed)).numpy()
+            self.pad.show(self._prior, samples, self.dim_select.value, (self.pair_x.value, self.pair_y.value))
+        except (ValueError, RuntimeError) as error:
+            self._error(f"preview: {error}")

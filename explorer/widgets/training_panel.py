@@ -74,8 +74,8 @@ class TrainingPanel:
         self.batch_size = widgets.Dropdown(options=sorted({*BATCH_SIZES, config.batch_size}),
                                            value=config.batch_size, description="batch size", style=style,
                                            layout=narrow)
-        self.steps = widgets.BoundedIntText(value=config.steps, min=1, max=10**7, description="steps", style=style,
-                                            layout=narrow)
+        # not bounded: a bounded box would turn 0 or -5 into 1 silently; Start refuses them with a message
+        self.steps = widgets.IntText(value=config.steps, description="steps", style=style, layout=narrow)
         self.out = widgets.Text(value="runs/explorer", description="save to", style=style, layout=narrow)
         self._show_weight(config.objective, config.objective_options)
         # changing any of these means a new model: the app starts a new run with them
