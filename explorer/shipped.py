@@ -22,7 +22,7 @@ from explorer.reproduce import engineered_priors, kl_failure
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 MANIFEST = "manifest.json"
 EVAL_N = 5000
-KL_FAILURE = {"steps": 10000, "batch_size": 64, "lam": 30.0}  # on mnist-5k, d = 12
+KL_FAILURE = {"steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0}  # on mnist-5k, d = 12
 ENGINEERED = {"steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
 SHAPES = {"dataset_options": {"size": 32}, "latent_dim": 5, "steps": 2000, "batch_size": 64, "lam": 2.0}
 
