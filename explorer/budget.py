@@ -25,6 +25,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from explorer.data import load_dataset
 from explorer.objectives import OBJECTIVES
@@ -119,9 +120,11 @@ def curves_figure(rows: Sequence[dict[str, Any]], title: str, metrics: Sequence[
                 ax.fill_between(images, [min(v) for v in values], [max(v) for v in values],
                                 color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks run into each other
         ax.set_xlabel("images seen")
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right upper", fontsize=8)
     figure.suptitle(title)
     return figure

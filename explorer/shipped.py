@@ -1,9 +1,10 @@
 """The trained checkpoints shipped in ``checkpoints/`` for the notebooks, and how they are made.
 
-``python -m explorer.shipped --work DIR`` runs the two reproductions with the settings below (``DIR`` keeps the full
-runs, so an interrupted build continues) and writes, into ``checkpoints/``, each run's weights without its optimizer
-state (about 1.3 MB each), the reproduction tables, and ``manifest.json``: per checkpoint the command that made it
-and the metrics measured on it, which ``tests/test_shipped_checkpoints.py`` recomputes.
+``python -m explorer.shipped --work DIR`` runs the reproductions and budget studies with the settings below
+(``DIR`` keeps the full runs, so an interrupted build continues) and writes, into ``checkpoints/``, each run's
+weights without its optimizer state (about 1.3 MB each), the reproduction tables, and ``manifest.json``: per
+checkpoint the command that made it and the metrics measured on it, which ``tests/test_shipped_checkpoints.py``
+recomputes. Of a budget study it ships ``budget.json`` (every point) and `BUDGET_MODEL` at the study's last budget.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer import checkpoints
+from explorer.budget import RESULTS, budget
 from explorer.progress import ProgressBar
 from explorer.reproduce import engineered_priors, kl_failure
 
@@ -25,10 +27,16 @@ EVAL_N = 5000
 KL_FAILURE = {"steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0}  # on mnist-5k, d = 12
 ENGINEERED = {"steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
 SHAPES = {"dataset_options": {"size": 32}, "latent_dim": 5, "steps": 2000, "batch_size": 64, "lam": 2.0}
+BUDGET_MODEL = ("shapes", "mmd")  # the study's model shipped (at its last budget) for notebook 5's traversals
+BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 40000, "first": 2500, "lam": 30.0},
+           "shapes": {"dataset": "shapes", "dataset_options": {"size": 32}, "latent_dim": 5, "steps": 32000,
+                      "first": 1000, "lam": 2.0}}
 
 
 def _flags(settings: dict[str, Any]) -> str:
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in settings.items())
+    options = [f"--dataset-option {key}={value}" for key, value in settings.get("dataset_options", {}).items()]
+    return " ".join(options + [f"--{key.replace('_', '-')} {value}" for key, value in settings.items()
+                               if key != "dataset_options"])
 
 
 def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
@@ -37,15 +45,15 @@ def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED)
     kl_failure(work / "objectives-shapes", dataset="shapes", eval_n=EVAL_N, callbacks=bar, **SHAPES)
     kl_failure(work / "kl-failure", eval_n=EVAL_N, callbacks=bar, **KL_FAILURE)
+    for name, settings in BUDGETS.items():
+        budget(work / "budget" / name, eval_n=EVAL_N, callbacks=bar, **settings)
     return ship_sets(work, root)
 
 
 def ship_sets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     """Ship the finished reproductions in ``work`` into ``root``: runs, tables and ``manifest.json``."""
     kl_command = f"python -m explorer reproduce kl-failure --dataset mnist-5k --latent-dim 12 {_flags(KL_FAILURE)}"
-    shapes_options = " ".join(f"--dataset-option {k}={v}" for k, v in SHAPES["dataset_options"].items())
-    shapes_flags = _flags({k: v for k, v in SHAPES.items() if k != "dataset_options"})
-    shapes_command = f"python -m explorer reproduce kl-failure --dataset shapes {shapes_options} {shapes_flags}"
+    shapes_command = f"python -m explorer reproduce kl-failure --dataset shapes {_flags(SHAPES)}"
     eng_command = f"python -m explorer reproduce engineered-priors {_flags(ENGINEERED)}"
     sets = [("kl-failure", work / "kl-failure", kl_command),
             ("objectives-shapes", work / "objectives-shapes", shapes_command),
@@ -61,7 +69,33 @@ def ship_sets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
         for run in sorted(p.parent for p in source.glob(f"*/{checkpoints.META_FILE}")):
             entries.append({"path": f"{name}/{run.name}",
                             **ship(run, root / name / run.name, f"{command} --out OUT  # run OUT/{run.name}")})
+    entries += ship_budgets(work, root)
     (root / MANIFEST).write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
+    return entries
+
+
+def budget_command(name: str) -> str:
+    return f"python -m explorer reproduce budget {_flags(BUDGETS[name])}"
+
+
+def ship_budgets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
+    """Copy each finished budget study's ``budget.json`` into ``root/budget/<name>`` and ship `BUDGET_MODEL` at
+    its study's last budget; returns the manifest entries."""
+    entries = []
+    for name in BUDGETS:
+        source = work / "budget" / name
+        if not (source / RESULTS).exists():
+            continue
+        (root / "budget" / name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / RESULTS, root / "budget" / name / RESULTS)
+        study, objective = BUDGET_MODEL
+        if name == study:
+            rows = json.loads((source / RESULTS).read_text())["rows"]
+            last = max(row["step"] for row in rows if row["run"] == objective and row["seed"] == 0)
+            run = f"{objective}-seed0"
+            command = f"{budget_command(name)} --out OUT  # run OUT/steps/{run}/step{last}"
+            entries.append({"path": f"budget/{name}/{run}",
+                            **ship(source / "steps" / run / f"step{last}", root / "budget" / name / run, command)})
     return entries
 
 
@@ -75,9 +109,20 @@ def ship(run: Path, dest: Path, command: str) -> dict[str, Any]:
     keep = {k: v for k, v in meta.items() if k not in ("files", "versions", "schema", "schema_version",
                                                        "optimizer_groups")}
     checkpoints.write_checkpoint(dest, keep, weights)
-    report = json.loads((run / "evaluation.json").read_text())
+    report = _evaluation(run)
     return {"command": command, "step": meta["step"], "eval": {"n": report["n"], "seed": report["seed"]},
             "metrics": report["metrics"]}
+
+
+def _evaluation(run: Path) -> dict[str, Any]:
+    """The run's ``evaluation.json``, measured now (on `EVAL_N` images) where the run has none."""
+    path = run / "evaluation.json"
+    if not path.exists():
+        from explorer.metrics.evaluate import evaluate
+
+        trained = checkpoints.load(run)
+        path.write_text(json.dumps(evaluate(trained, trained.load_dataset(), n=EVAL_N, seed=0), indent=2))
+    return json.loads(path.read_text())
 
 
 def manifest(root: Path = ROOT) -> list[dict[str, Any]]:
