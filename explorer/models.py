@@ -31,6 +31,7 @@ MLP_SIZES = (8,)
 DEFAULT_DEPTH = {8: 2, 28: 4, 32: 4, 64: 6}
 CHANNELS = (1, 3)
 MAX_WIDTH_MULTIPLIER = 2
+MAX_SIZES = {"latent_dim": 4096, "width": 1024}  # beyond these a model would not fit in memory (a corrupt file)
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class ModelConfig:
                 f"ModelConfig: unsupported image_shape {shape}; expected (C, H, H) with C in {CHANNELS} "
                 f"and H in {supported}"
             )
-        for name in ("latent_dim", "width"):
-            object.__setattr__(self, name, integer()("ModelConfig", name, getattr(self, name)))
+        for name, maximum in MAX_SIZES.items():
+            object.__setattr__(self, name, integer(1, maximum)("ModelConfig", name, getattr(self, name)))
         if self.depth is not None and not 1 <= int(self.depth) <= self.max_depth:
             raise ValueError(
                 f"ModelConfig: depth must be in 1..{self.max_depth} for image_shape {shape}, got {self.depth}"

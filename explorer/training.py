@@ -34,12 +34,13 @@ from torch.nn.parallel import DistributedDataParallel
 from explorer import checkpoints, distributed, run_folder
 from explorer.config import from_options, integer, number, of_type, one_of, option, optional, validate
 from explorer.data import DATASETS, Dataset, load_dataset
-from explorer.models import ModelConfig, build_model
+from explorer.models import MAX_SIZES, ModelConfig, build_model
 from explorer.objectives import AEMMD, OBJECTIVES, Objective, objective_class
 from explorer.priors import Gaussian, Prior, from_dict
 
 RESIDENT_CHUNK = 4096
 PRECISIONS = ("fp32", "bf16")
+MAX_BATCH = 2**12  # 8 x the paper's 512; the MMD's [2B, 2B] kernel matrices take GBs beyond: refused, not OOM-killed
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 CODE_LIMIT = 1e6  # |code| beyond this means the encoder diverges (codes of a fitted prior are O(1) to O(100))
 LOSS_GROWTH = 1e3  # a loss this many times its first value has exploded
@@ -67,13 +68,13 @@ class TrainConfig:
     prior: dict[str, Any] | None = option(
         None, "prior of an objective that takes one, in Prior.to_dict() form (default: N(0, I))", group=MODEL,
         parse="prior")
-    latent_dim: int = option(5, "latent size d", integer(), group=MODEL)
+    latent_dim: int = option(5, "latent size d", integer(1, MAX_SIZES["latent_dim"]), group=MODEL)
     depth: int | None = option(None, "stride-2 conv layers (default: 4 at 32x32, 6 at 64x64)", optional(integer()),
                                group=MODEL)
-    width: int = option(32, "channels of the first conv layer", integer(), group=MODEL)
+    width: int = option(32, "channels of the first conv layer", integer(1, MAX_SIZES["width"]), group=MODEL)
     steps: int = option(2000, "total optimizer steps", integer(), group=OPTIMIZATION)
     batch_size: int = option(512, "batch size (under torchrun: the global batch, split evenly over the processes)",
-                             integer(), group=OPTIMIZATION)
+                             integer(1, MAX_BATCH), group=OPTIMIZATION)
     lr: float = option(5e-4, "Adam learning rate", number(strict=True), group=OPTIMIZATION)
     seed: int = option(0, "seed of initialization, batches and prior samples", integer(*SEED_RANGE),
                        group=OPTIMIZATION)

@@ -265,7 +265,8 @@ def test_the_stop_message_blames_the_data_when_a_batch_holds_nan(digits):
 
 @pytest.mark.parametrize(
     ("changes", "field"),
-    [({"seed": 2**64}, "seed"), ({"seed": "1"}, "seed"), ({"width": 0}, "width"), ({"dataset_options": []},
+    [({"seed": 2**64}, "seed"), ({"seed": "1"}, "seed"), ({"width": 0}, "width"), ({"width": 1025}, "width"),
+     ({"latent_dim": 4097}, "latent_dim"), ({"batch_size": 4097}, "batch_size"), ({"dataset_options": []},
      "dataset_options"), ({"objective": "ae", "prior": Gaussian(3).to_dict()}, "takes no prior"),
      ({"prior": Gaussian(4).to_dict()}, "4 dimensions"), ({"prior": {"family": "gaussian", "dim": 3, "std": 1e39}},
      "std must be at most")],
