@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import copy
 import enum
 import math
 import queue
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from explorer import snapshot_files
+from explorer.data import Dataset
 from explorer.history import BoundedHistory
 from explorer.metrics import LPSEstimator
 from explorer.metrics.lps import lps
@@ -542,11 +544,12 @@ class BackgroundTrainer(Callback):
         key = (self.trainer.run_id, step)
         future = self._rest.get(key)
         if future is None:
-            codes = rest_codes(self.trainer, self.rest_lps_codes)
-            future = self._rest_pool.submit(lps, codes, method="mlp", seed=0)
+            n = min(self.rest_lps_codes, len(self.trainer.dataset))
+            model = copy.deepcopy(self.trainer.model)  # the worker encodes with its own copy, off the owner's path
+            future = self._rest_pool.submit(lambda: lps(rest_codes(model, self.trainer.dataset, n), "mlp", seed=0))
             self._rest = {key: future}
             future.add_done_callback(lambda _: self.publish())
-            self._lps_estimator = f"LPS-mlp on {len(codes):,} codes of the dataset: computing"
+            self._lps_estimator = f"LPS-mlp on {n:,} codes of the dataset: computing"
         elif future.done() and self._lps_estimator.endswith("computing"):
             error = future.exception()
             if error is not None:
@@ -558,9 +561,8 @@ class BackgroundTrainer(Callback):
 
 
 @torch.no_grad()
-def rest_codes(trainer: Trainer, n: int) -> torch.Tensor:
+def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:
     """Codes of min(n, len) dataset images drawn with seed 0: the rows `explorer.metrics.evaluate` encodes."""
-    dataset, model = trainer.dataset, trainer.model
     rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: min(n, len(dataset))]
     device = next(model.parameters()).device
     parts = [model.encode(dataset.images(part).to(device).float() / 255).cpu()

@@ -79,8 +79,8 @@ class Explorer:
         self.panel.save.on_click(self._on_save)
         for control in self.panel.run_settings:
             control.observe(self._on_setting, names="value")
-        self._editor_box, self._views_box = widgets.Box(), widgets.VBox()
-        self.tabs = widgets.Tab([self.panel.widget, self._editor_box], titles=("Train", "Prior"),
+        self.prior_tab, self._views_box = widgets.Box(), widgets.VBox()
+        self.tabs = widgets.Tab([self.panel.widget, self.prior_tab], titles=("Train", "Prior"),
                                 layout={"width": "470px"})
         self.widget = self._views_box
         self._use(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
@@ -159,7 +159,7 @@ class Explorer:
         for view in (self.panel, self.latent, self.lps):
             self.state.observe(view.update)
         self.state.observe(self.traversals.update, "traversals")
-        self._editor_box.children = [self.editor.widget] if trainer.prior is not None else [widgets.HTML(
+        self.prior_tab.children = [self.editor.widget] if trainer.prior is not None else [widgets.HTML(
             f"<p style='max-width:420px'>The {OBJECTIVES[trainer.config.objective].label} objective has no prior "
             "to program: its KL term pulls each code toward N(0, I) per image. Choose an objective that takes a "
             f"prior ({', '.join(_takers())}) in the Train tab, then Start, to train toward a prior drawn here.</p>")]
