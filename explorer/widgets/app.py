@@ -2,8 +2,9 @@
 
 Threads (see `explorer.live` for the engine's side): widgets are created on the main thread. The training thread
 only posts `Snapshot`s; the widgets never reach into the loop, they send commands (`BackgroundTrainer.pause`,
-``select``, ``set_prior``, ``save``) that run between two steps. One consumer thread posts the newest snapshot to
-`LiveState` at most ``refresh_hz`` times a second (a `RateLimiter`), holding `lock`; the views observe that state.
+``select``, ``set_prior``, ``save``) that run between two steps. One consumer thread posts each snapshot to
+`LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter` paces the
+snapshots (at most ``refresh_hz`` a second, fewer where taking and drawing them would exceed their budget).
 Button and control callbacks (main thread) take the same lock, so Bokeh document patches never interleave. What
 can be derived (have the settings changed? how long is left?) is computed from the state, never stored.
 """
@@ -22,7 +23,7 @@ import ipywidgets as widgets
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.live import BackgroundTrainer, Follower, RateLimiter, Snapshot
+from explorer.live import REST_LPS_CODES, BackgroundTrainer, Follower, Snapshot
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
 from explorer.training import TrainConfig, Trainer
@@ -58,12 +59,15 @@ class Explorer:
         refresh_hz: float | None = 4.0,
         follow: Path | None = None,
         poll_s: float = 0.5,
+        rest_lps_codes: int = REST_LPS_CODES,
     ) -> None:
-        """``follow``: the run folder a `Follower` watches read-only every ``poll_s`` s (see `Explorer.follow`)."""
+        """``follow``: the run folder a `Follower` watches read-only every ``poll_s`` s (see `Explorer.follow`);
+        ``rest_lps_codes``: codes of the LPS shown at rest (the notebooks' estimator; 0: the probe's only)."""
         config = trainer.config if trainer is not None else (config or DEFAULT_CONFIG)
         self.lock = threading.RLock()
         self.probe_size = probe_size
-        self.following, self._poll_s = follow, poll_s
+        self.following, self._poll_s, self._rest_lps_codes = follow, poll_s, rest_lps_codes
+        self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
         self.latencies: collections.deque[float] = collections.deque(maxlen=1000)
         self.apply_seconds = 0.0  # time the views spent drawing snapshots
         self._datasets: dict[str, Dataset] = {}
@@ -89,8 +93,7 @@ class Explorer:
         if follow is not None:
             self.background.start()
         if refresh_hz is not None:
-            self._consumer = threading.Thread(target=self._consume, args=(RateLimiter(1.0 / refresh_hz),),
-                                              daemon=True, name="explorer-consumer")
+            self._consumer = threading.Thread(target=self._consume, daemon=True, name="explorer-consumer")
             self._consumer.start()
         else:
             self.refresh()
@@ -146,7 +149,8 @@ class Explorer:
         if self.following is not None:
             self.background = Follower(trainer, self.following, probe_size=self.probe_size, poll_s=self._poll_s)
         else:
-            self.background = BackgroundTrainer(trainer, probe_size=self.probe_size)
+            self.background = BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
+                                                rest_lps_codes=self._rest_lps_codes)
         if trainer.step >= int(self.panel.steps.value):  # an opened run at its end: Start trains it further
             self.panel.steps.value = trainer.step + trainer.config.steps
         d = trainer.config.latent_dim
@@ -250,15 +254,17 @@ class Explorer:
     def last_snapshot(self) -> Snapshot | None:
         return self.state.snapshot
 
-    def _consume(self, limiter: RateLimiter) -> None:
-        while not self._closed.wait(max(0.0, limiter.wait_s())):
+    def _consume(self) -> None:
+        """Apply each snapshot as it arrives; the engine's `RateLimiter` paces them, drawing time included."""
+        while not self._closed.is_set():
             drawn = self.apply_seconds
             try:
                 self.refresh(timeout=0.5)
             except Exception as error:  # a view that fails to draw must not end the live updates
                 with self.lock:
                     self.panel.show(f"Could not update the view: {error!r}", error=True)
-            limiter.record(self.apply_seconds - drawn)
+            if self.apply_seconds > drawn:
+                self.background.view_seconds = self.apply_seconds - drawn
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for training to end and re-raise its error, if any (end notebooks with this)."""
