@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from explorer.data import load_dataset
-from explorer.live import REST_LPS_CODES
 from explorer.training import Trainer
 from explorer.widgets.app import DEFAULT_CONFIG, Explorer
 
@@ -42,11 +41,10 @@ def headless_rate(config, dataset) -> float:
     return (trainer.step - 1) / (time.perf_counter() - started)
 
 
-def watched_rate(config, dataset, rest_lps_codes: int) -> tuple[float, list[float], float, float]:
+def watched_rate(config, dataset) -> tuple[float, list[float], float, float]:
     """steps/s of the same run watched, the snapshot latencies, and the shares of the run spent taking
     snapshots (training thread) and drawing them (consumer thread)."""
-    app = Explorer(config, dataset=dataset, rest_lps_codes=rest_lps_codes)
-    app.background.wait_at_rest()  # the at-rest LPS of the untrained model is not part of the run
+    app = Explorer(config, dataset=dataset, rest_lps_codes=0)  # at rest (before Start, after the end): not watched cost
     app.trainer.train_step()
     app.background.snapshot_seconds = app.apply_seconds = 0.0
     app.latencies.clear()
@@ -56,7 +54,6 @@ def watched_rate(config, dataset, rest_lps_codes: int) -> tuple[float, list[floa
     wall = time.perf_counter() - started
     rate = (app.trainer.step - 1) / wall
     shares = app.background.snapshot_seconds / wall, app.apply_seconds / wall
-    app.background.wait_at_rest()  # the final at-rest LPS must not run into the next round
     latencies = list(app.latencies)
     app.close()
     return rate, latencies, *shares
@@ -68,11 +65,10 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
 
 
-def memory_growth(config, dataset, seconds: float, rest_lps_codes: int) -> tuple[float, float, int, int]:
+def memory_growth(config, dataset, seconds: float) -> tuple[float, float, int, int]:
     """Peak RSS (MB) after `WARM_S` and at the end of a watched run of ``seconds``, the steps done and the length
     of the loss history the last snapshot carried."""
-    app = Explorer(dataclasses.replace(config, steps=10**8), dataset=dataset, rest_lps_codes=rest_lps_codes)
-    app.background.wait_at_rest()
+    app = Explorer(dataclasses.replace(config, steps=10**8), dataset=dataset, rest_lps_codes=0)
     app.background.start()
     warm = min(WARM_S, seconds / 4)
     app.background.join(timeout=warm)  # trains on: this only waits
@@ -94,13 +90,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.steps, args.memory_seconds = 1, 30, 4.0
-    rest_lps_codes = 300 if args.smoke else REST_LPS_CODES
     config = dataclasses.replace(DEFAULT_CONFIG, steps=args.steps)
     dataset = load_dataset(config.dataset, **config.dataset_options)
     headless, watched, ratios, latencies, snapshot_share, draw_share = [], [], [], [], [], []
     for _ in range(args.rounds):
         headless.append(headless_rate(config, dataset))
-        rate, lat, snap, draw = watched_rate(config, dataset, rest_lps_codes)
+        rate, lat, snap, draw = watched_rate(config, dataset)
         watched.append(rate)
         ratios.append(rate / headless[-1])
         latencies += lat
@@ -121,7 +116,7 @@ def main() -> None:
         print(f"snapshot -> views: median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms (target < 200), "
               f"max {ms.max():.0f} ms over {len(ms)} updates")
     if args.memory_seconds:
-        start, end, steps, history = memory_growth(config, dataset, args.memory_seconds, rest_lps_codes)
+        start, end, steps, history = memory_growth(config, dataset, args.memory_seconds)
         span = args.memory_seconds - min(WARM_S, args.memory_seconds / 4)
         per_20_min = (end - start) / span * 1200
         print(f"memory, watched {args.memory_seconds:g} s ({steps:,} steps): peak RSS {start:.0f} MB after warm-up -> "

@@ -11,9 +11,10 @@ loop reads between steps. The run's state is written only by the owner, so it ne
 
 What a snapshot costs is paced by `RateLimiter`s (one class for every cadence): snapshots every few tenths of a
 second, the warm-started LPS every few seconds and decoded traversals when the selection or the prior changes and
-otherwise every few seconds, each interval stretched so that it spends at most its share of the training time. At
-rest (not training) the LPS is the notebook's estimator (`explorer.metrics.lps.lps`, method ``mlp``) on
-`REST_LPS_CODES` codes of the dataset, computed in a worker thread from codes encoded by the owner.
+otherwise every few seconds, each interval stretched so that it spends at most its share of the training time (the
+views' drawing of a snapshot counts as part of its cost). At rest (not training) the LPS is the notebooks'
+estimator (`explorer.metrics.lps.lps`, method ``mlp``) on `REST_LPS_CODES` codes of the dataset, encoded and fitted
+in a worker thread with a copy of the model, so the owner is never held up.
 """
 
 from __future__ import annotations
@@ -34,14 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer import snapshot_files
 from explorer.data import Dataset
 from explorer.history import BoundedHistory
 from explorer.metrics import LPSEstimator
 from explorer.metrics.lps import lps
 from explorer.models import AutoEncoder
-from explorer.priors import Prior, from_dict, standard_normal
-from explorer.training import Callback, StepEvent, StopTraining, TrainConfig, Trainer
+from explorer.priors import Prior, standard_normal
+from explorer.training import Callback, StepEvent, StopTraining, Trainer
 
 TRAVERSAL_QUANTILES = np.linspace(0.05, 0.95, 7)
 HISTORY_POINTS = 400  # points of the loss and LPS histories (bounded: thinned as the run grows)
@@ -229,9 +229,9 @@ class BackgroundTrainer(Callback):
     ``lps_interval`` s and the traversals decoded at most every ``traversal_interval`` s while training (at once
     when the selection or the prior changes). Together they spend at most ``budget`` of the training time (snapshots
     with their drawing 60 %, the LPS 30 %, traversals 10 %): the consumer reports what drawing a snapshot took in
-    `view_seconds`, since drawing competes with training for the CPU. Errors in the
-    thread (a NaN loss included) stop it with the last good weights, make the state ``failed`` and `error` the
-    exception, and are re-raised by `join`. ``rest_lps_codes``: codes of the at-rest LPS (0: none).
+    `view_seconds`, since drawing competes with training for the CPU. Errors in the thread (a NaN loss included)
+    stop it with the last good weights, make the state ``failed`` and `error` the exception, and are re-raised by
+    `join`. ``rest_lps_codes``: codes of the at-rest LPS (0: none).
     """
 
     def __init__(
@@ -321,11 +321,6 @@ class BackgroundTrainer(Callback):
             self._thread.join(timeout)
         if self.error is not None:
             raise self.error
-
-    def wait_at_rest(self, timeout: float | None = None) -> bool:
-        """Wait for the at-rest LPS under way, if any (e.g. before timing a run); True if none is left running."""
-        pending = [future for future in self._rest.values() if not future.done()]
-        return not concurrent.futures.wait(pending, timeout).not_done
 
     def close(self) -> None:
         """Stop training and the at-rest LPS worker."""
@@ -577,75 +572,3 @@ def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:
              for part in torch.split(rows.sort().values, 1024)]
     return torch.cat(parts)
 
-
-class Follower(BackgroundTrainer):
-    """Shows, read-only, a run that another process trains: its thread polls the run folder's snapshot file
-    (see `explorer.snapshot_files`) every ``poll_s`` s, loads each new one into a local copy of the model and
-    publishes the same `Snapshot`s a `BackgroundTrainer` does, in state ``following``. It never writes the folder
-    and takes no lock there. Commands (select, publish) run between two polls."""
-
-    def __init__(self, trainer: Trainer, folder: Path, probe_size: int = 512, poll_s: float = 0.5) -> None:
-        super().__init__(trainer, probe_size=probe_size, rest_lps_codes=0)
-        self.folder, self.poll_s = Path(folder), poll_s
-        self._seen: tuple[int, int, int] | None = None
-        self._rate = 0.0
-
-    @staticmethod
-    def trainer_for(folder: Path, timeout: float = 60.0) -> Trainer:
-        """A trainer (writing nowhere) holding the newest snapshot of ``folder``; waits up to ``timeout`` s for
-        the first one, then raises FileNotFoundError saying how to get one."""
-        deadline = time.monotonic() + timeout
-        while (live := snapshot_files.read_snapshot(folder)) is None:
-            if time.monotonic() > deadline:
-                raise FileNotFoundError(f"{folder} holds no {snapshot_files.SNAPSHOT_FILE} after {timeout:g} s: "
-                                        "train with --snapshot-every N (TrainConfig.snapshot_every) to follow a run")
-            time.sleep(0.1)
-        config = TrainConfig.from_dict({**live.meta["train"], "device": "cpu"})
-        trainer = Trainer(config, run_id=live.meta["run_id"])
-        trainer.model.load_state_dict(live.weights)
-        trainer.step = live.meta["step"]
-        return trainer
-
-    def start(self, steps: int | None = None) -> None:
-        """Start following (``steps`` is ignored: the other process decides)."""
-        with self._lock:
-            if self._owned:
-                raise RuntimeError("Already following the run.")
-            self._stop.clear()
-            self._state, self._owned = RunState.FOLLOWING, True
-            self._thread = threading.Thread(target=self._follow, name="explorer-follower", daemon=True)
-            self._thread.start()
-
-    def _follow(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if snapshot_files.signature(self.folder) != self._seen:
-                    live = snapshot_files.read_snapshot(self.folder)
-                    if live is not None and live.signature != self._seen:
-                        self._load(live)
-                        self._publish()
-                self._run_commands(wait=self.poll_s)
-            self._state = RunState.STOPPED
-        except BaseException as error:  # the thread must report, never die silently
-            self.error, self._state = error, RunState.FAILED
-            self.message, self.message_is_error = f"Could not follow {self.folder}: {error}", True
-        finally:
-            with self._lock:
-                self._owned = False
-                self._run_commands()
-                self._publish(complete=True)
-
-    def _load(self, live: snapshot_files.LiveFile) -> None:
-        meta, trainer = live.meta, self.trainer
-        self._seen = live.signature
-        trainer.model.load_state_dict(live.weights)
-        trainer.step = meta["step"]
-        prior = meta["train"].get("prior")
-        if prior is not None and trainer.prior is not None:
-            trainer.prior = from_dict(prior)
-        self.loss_history = BoundedHistory.from_dict(meta["history"], HISTORY_POINTS)
-        self._rate = meta["steps_per_s"]
-        self._last_event = StepEvent(meta["step"], meta["total_steps"], meta["terms"], self._rate, 0.0)
-
-    def _steps_per_s(self) -> float:
-        return self._rate

@@ -23,7 +23,8 @@ import ipywidgets as widgets
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.live import REST_LPS_CODES, BackgroundTrainer, Follower, Snapshot
+from explorer.follow import Follower
+from explorer.live import REST_LPS_CODES, BackgroundTrainer, Snapshot
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
 from explorer.training import TrainConfig, Trainer
