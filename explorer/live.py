@@ -239,7 +239,7 @@ class BackgroundTrainer(Callback):
         trainer: Trainer,
         probe_size: int = 512,
         snapshot_interval: float = 0.3,
-        budget: float = 0.04,
+        budget: float = 0.05,
         lps_interval: float = 2.0,
         traversal_interval: float = 2.0,
         queue_size: int = 2,
