@@ -268,3 +268,19 @@ def test_the_probe_re_encodes_a_chunk_per_snapshot_round_robin(digits):
         latest = probe.refresh(model)
     torch.testing.assert_close(latest, fresh)
     torch.testing.assert_close(probe.refresh(model, everything=True), fresh)
+
+
+def test_between_full_snapshots_progress_only_ones_keep_the_step_live(digits):
+    background = make_background(digits, steps=100_000, snapshot_interval=1e6, progress_interval=0.0)
+    background.start()
+    try:
+        wait_until(lambda: background.trainer.step > 3)
+        full = background.publish().result(timeout=10)
+        step = background.trainer.step
+        wait_until(lambda: background.trainer.step > step + 5)
+        progress = background.snapshots.latest(timeout=5)
+    finally:
+        background.stop(timeout=10)
+    assert progress.progress_only and not full.progress_only
+    assert progress.step > full.step and progress.codes_version == full.codes_version
+    assert progress.history_steps[-1] == progress.step and progress.codes is full.codes

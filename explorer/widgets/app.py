@@ -161,8 +161,9 @@ class Explorer:
         self.latent = LatentView(d, self.background.probe, self.lock, on_select=self._on_select)
         self.lps = LPSView(d)
         self.traversals = TraversalView()
-        for view in (self.panel, self.latent, self.lps):
-            self.state.observe(view.update)
+        self.state.observe(self.panel.update)
+        self.state.observe(self.latent.update, "codes")
+        self.state.observe(self.lps.update, "codes")
         self.state.observe(self.traversals.update, "traversals")
         self.prior_tab.children = [self.editor.widget] if trainer.prior is not None else [widgets.HTML(
             f"<p style='max-width:420px'>The {OBJECTIVES[trainer.config.objective].label} objective has no prior "
@@ -260,12 +261,13 @@ class Explorer:
         while not self._closed.is_set():
             drawn = self.apply_seconds
             try:
-                self.refresh(timeout=0.5)
+                snapshot = self.refresh(timeout=0.5)
             except Exception as error:  # a view that fails to draw must not end the live updates
                 with self.lock:
                     self.panel.show(f"Could not update the view: {error!r}", error=True)
-            if self.apply_seconds > drawn:
-                self.background.view_seconds = self.apply_seconds - drawn
+                continue
+            if snapshot is not None:
+                self.background.drawn(snapshot, self.apply_seconds - drawn)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for training to end and re-raise its error, if any (end notebooks with this)."""

@@ -2,8 +2,9 @@
 
 It holds the latest facts the engine posted (a `Snapshot`, whose loss and LPS histories the engine keeps bounded)
 and the user's selection. Views subscribe to an aspect and derive their pictures from the snapshot: ``"facts"``
-on every new snapshot, ``"traversals"`` only when the engine decoded them anew (a new selection, prior or model),
-so an unchanged picture is never re-encoded.
+on every new snapshot (progress, loss curves), ``"codes"`` when codes, prior sample and LPS are new (not on a
+progress-only snapshot), ``"traversals"`` only when the engine decoded them anew (a new selection, prior or
+model), so an unchanged picture is never drawn again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from explorer.live import Snapshot
 
-ASPECTS = ("facts", "traversals")
+ASPECTS = ("facts", "codes", "traversals")
 
 
 class LiveState:
@@ -33,7 +34,8 @@ class LiveState:
         self.selected = snapshot.selected
         for callback in self._observers["facts"]:
             callback(snapshot)
-        if previous is None or (previous.run_id, previous.traversal_version) != (snapshot.run_id,
-                                                                                 snapshot.traversal_version):
-            for callback in self._observers["traversals"]:
-                callback(snapshot)
+        for aspect, version in (("codes", "codes_version"), ("traversals", "traversal_version")):
+            if previous is None or (previous.run_id, getattr(previous, version)) != (snapshot.run_id,
+                                                                                      getattr(snapshot, version)):
+                for callback in self._observers[aspect]:
+                    callback(snapshot)
