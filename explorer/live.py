@@ -272,6 +272,7 @@ class BackgroundTrainer(Callback):
         self._lps_value: np.ndarray | None = None
         self._lps_step, self._lps_estimator = 0, ""
         self._rest: dict[tuple[str, int], concurrent.futures.Future] = {}
+        self._warm: tuple[int, concurrent.futures.Future] | None = None  # (step, the warm estimate under way)
         self._rest_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-lps")
         self._traversal: tuple[tuple[int, int, int], np.ndarray, np.ndarray] | None = None
         self._traversal_version = 0
@@ -473,15 +474,13 @@ class BackgroundTrainer(Callback):
 
     def _publish(self, complete: bool = False) -> Snapshot:
         started = time.perf_counter()
-        lps_before, traversal_before = self.lps_limiter.last, self.traversal_limiter.last
+        traversal_before = self.traversal_limiter.last
         snapshot = self._full = self.take_snapshot(complete)
         self.snapshots.put(snapshot)
         now = time.perf_counter()
         self.snapshot_seconds += now - started
-        # the snapshot's own cost, without the LPS fit or traversal decoding it may have included
-        others = sum(limiter.cost for limiter, before in ((self.lps_limiter, lps_before),
-                                                          (self.traversal_limiter, traversal_before))
-                     if limiter.last != before)
+        # the snapshot's own cost, without the traversal decoding it may have included (the LPS runs in the worker)
+        others = self.traversal_limiter.cost if self.traversal_limiter.last != traversal_before else 0.0
         self.snapshot_limiter.record(max(0.0, now - started - others) + self._drawing[True], now)
         self.progress_limiter.record(self.progress_limiter.cost, now)
         return snapshot
@@ -561,11 +560,21 @@ class BackgroundTrainer(Callback):
         if not self._advancing and self.rest_lps_codes:
             self._rest_lps(step)
             return
-        if self._lps_value is None or (self._lps_step != step and self.lps_limiter.due()):
-            started = time.perf_counter()
-            self._record_lps(step, self._lps.update(codes).per_dim,
-                             f"warm-started LPS-mlp on the {len(codes):,} probe codes (training)")
-            self.lps_limiter.record(time.perf_counter() - started)
+        warm = self._warm
+        if warm is not None and warm[1].done():
+            self._warm = None
+            if warm[1].exception() is None:
+                self._record_lps(warm[0], warm[1].result(),
+                                 f"warm-started LPS-mlp on the {len(codes):,} probe codes (training)")
+        if self._warm is None and self._lps_step != step and self.lps_limiter.due():
+            self._warm = (step, self._rest_pool.submit(self._warm_lps, codes.numpy()))
+
+    def _warm_lps(self, codes: np.ndarray) -> np.ndarray:
+        """The warm-started estimate, in the worker: the training thread never waits for a fit."""
+        started = time.perf_counter()
+        per_dim = self._lps.update(codes).per_dim
+        self.lps_limiter.record(time.perf_counter() - started)
+        return per_dim
 
     def _record_lps(self, step: int, per_dim: np.ndarray, estimator: str) -> None:
         self._lps_value, self._lps_step, self._lps_estimator = per_dim, step, estimator

@@ -37,6 +37,15 @@ def app(digits):
 
 
 
+def at_rest_lps(app, timeout: float):
+    """The snapshot that brings the at-rest LPS (the worker publishes it when done), applied."""
+    deadline = time.monotonic() + timeout
+    while "as the notebooks" not in app.lps.estimator.value:
+        assert time.monotonic() < deadline, app.lps.estimator.value
+        app.refresh(timeout=1)
+    return app.last_snapshot
+
+
 def test_opens_showing_the_untrained_model(app):
     assert app.last_snapshot is not None and app.last_snapshot.step == 0
     assert len(app.latent.code_source.data["x"]) == 256 and len(app.latent.prior_source.data["x"]) == 256
@@ -57,6 +66,8 @@ def test_start_trains_in_the_background_and_the_views_follow(app):
     assert app.panel.progress.value == 150 and "150 / 150" in app.panel.stats.value
     assert "finished" in app.panel.stats.value and not app.panel.start.disabled
     np.testing.assert_allclose(app.latent.code_source.data["x"], snapshot.codes[:, 0])
+    snapshot = at_rest_lps(app, timeout=120)
+    assert snapshot.step == 150 and "LPS-mlp on 1,797 codes" in app.lps.estimator.value
     np.testing.assert_allclose(app.lps.bar_source.data["r2"], snapshot.lps)
     assert len(app.lps.history_source.data["step"]) >= 1
     assert app.panel._loss_source.data["step"][-1] == 150
@@ -326,10 +337,7 @@ def test_a_shipped_checkpoint_opens_as_trained_shows_the_notebooks_lps_and_start
         first = app.trainer
         assert app.panel.weight.value == 30 and app.settings_changed == []
         assert app.panel.steps.value == 2 * entry["step"]  # Start trains further, not from 0
-        deadline = time.monotonic() + 180
-        while "as the notebooks" not in app.lps.estimator.value:
-            assert time.monotonic() < deadline, app.lps.estimator.value
-            app.refresh(timeout=1)
+        at_rest_lps(app, timeout=180)
         assert "LPS-mlp on 5,000 codes" in app.lps.estimator.value
         assert app.last_snapshot.lps_score == pytest.approx(entry["metrics"]["lps_mlp"], abs=0.05)
         app.panel.steps.value = entry["step"] + 20
