@@ -85,6 +85,10 @@ class RateLimiter:
         now = time.perf_counter() if now is None else now
         return self.last + self.period - now
 
+    def reset(self) -> None:
+        """Allow the next action now (its cost so far still stretches the interval after it)."""
+        self.last = -math.inf
+
     def record(self, cost: float, at: float | None = None) -> None:
         """An action that took ``cost`` s ended ``at`` (default now)."""
         self.last, self.cost = time.perf_counter() if at is None else at, cost
@@ -308,6 +312,7 @@ class BackgroundTrainer(Callback):
             self.error, self.message, self.message_is_error = None, "", False
             self._stop.clear()
             self._state, self._owned = RunState.RUNNING, True
+            self.snapshot_limiter.reset()  # the views show the first steps at once
             self._thread = threading.Thread(target=self._run, args=(total,), name="explorer-trainer", daemon=True)
             self._thread.start()
 

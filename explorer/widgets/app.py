@@ -259,14 +259,14 @@ class Explorer:
     def _consume(self) -> None:
         """Apply each snapshot as it arrives; the engine's `RateLimiter` paces them, drawing time included."""
         while not self._closed.is_set():
-            drawn = self.apply_seconds
+            drawn, first = self.apply_seconds, self.state.snapshot is None
             try:
                 snapshot = self.refresh(timeout=0.5)
             except Exception as error:  # a view that fails to draw must not end the live updates
                 with self.lock:
                     self.panel.show(f"Could not update the view: {error!r}", error=True)
                 continue
-            if snapshot is not None:
+            if snapshot is not None and not first:  # a run's first drawing builds its figures: a one-off
                 self.background.drawn(snapshot, self.apply_seconds - drawn)
 
     def join(self, timeout: float | None = None) -> None:
