@@ -41,12 +41,8 @@ def wait_for_step_above(scope, step: int, timeout_s: float) -> int:
     return shown
 
 
-def last_explorer(page):
-    return page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).last
-
-
-def run_code(page, code: str, timeout_ms: int = 30_000) -> str:
-    """Add a cell at the end of the notebook, run it, and return its text output."""
+def add_cell(page, code: str) -> None:
+    """Add a cell at the end of the notebook and run it."""
     cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
     cells.last.click()
     page.keyboard.press("Escape")
@@ -54,6 +50,11 @@ def run_code(page, code: str, timeout_ms: int = 30_000) -> str:
     page.keyboard.press("Enter")
     page.keyboard.type(code)
     page.keyboard.press("Shift+Enter")
+
+
+def run_code(page, code: str, timeout_ms: int = 30_000) -> str:
+    """Add a cell at the end of the notebook, run it, and return its text output."""
+    add_cell(page, code)
     # the new cell is now second to last (Shift+Enter adds an empty one below)
     output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(-2).locator(".jp-OutputArea-output")
     output.first.wait_for(state="visible", timeout=timeout_ms)
@@ -134,11 +135,11 @@ def drive_the_explorer(page) -> None:
 
 def continue_the_shipped_model(page) -> None:
     """Open notebook 01's AE-MMD model: lam shows 30 with no "Settings changed"; Start trains past its step 10,000."""
-    run_code(page, "from explorer.shipped import ROOT\n"
+    add_cell(page, "from explorer.shipped import ROOT\n"
                    "shipped = explorer.Explorer.from_checkpoint(ROOT / 'kl-failure/mmd-seed0', probe_size=256)\n"
-                   "shipped", timeout_ms=120_000)
-    view = last_explorer(page)
-    widget_button(view, "Start").wait_for(state="visible", timeout=60_000)
+                   "shipped")
+    view = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).nth(1)
+    widget_button(view, "Start").wait_for(state="visible", timeout=120_000)
     assert wait_for_step_above(view, 9_999, timeout_s=60) == 10_000
     page.wait_for_timeout(1000)  # the sliders' front end has sent back its snapped values by now
     assert "Settings changed" not in view.inner_text()
@@ -154,14 +155,14 @@ def continue_the_shipped_model(page) -> None:
 
 def follow_a_command_line_run(page, run: Path) -> None:
     """A CLI run in another process writes snapshots; `Explorer.follow` shows them, its step advancing."""
-    run_code(page, "import subprocess, sys\n"
+    add_cell(page, "import subprocess, sys\n"
                    "writer = subprocess.Popen([sys.executable, '-m', 'explorer', 'train', '--dataset', 'digits', "
                    "'--latent-dim', '3', '--batch-size', '32', '--steps', '1000000', '--snapshot-every', '20', "
                    f"'--checkpoint-every', '0', '--out', {str(run)!r}])\n"
                    f"followed = explorer.Explorer.follow({str(run)!r}, poll_s=0.2)\n"
-                   "followed", timeout_ms=120_000)
-    view = last_explorer(page)
-    view.locator(".widget-html-content", has_text="Following").first.wait_for(timeout=60_000)
+                   "followed")
+    view = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).nth(2)
+    view.locator(".widget-html-content", has_text="Following").first.wait_for(timeout=120_000)
     first = wait_for_step_above(view, 0, timeout_s=60)
     wait_for_step_above(view, first, timeout_s=60)
     assert widget_button(view, "Start").is_disabled()
