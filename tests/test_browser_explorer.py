@@ -99,10 +99,8 @@ def drive_the_explorer(page) -> None:
     assert scatter.screenshot() != before, "the scatter did not change while training"
 
     widget_button(page, "Pause").click()
-    clicked = time.monotonic()
     page.locator(".widget-html-content", has_text="paused").first.wait_for(timeout=1000)  # within a second
-    assert time.monotonic() - clicked < 1.0 and " left" not in page.locator(
-        ".widget-html-content", has_text=STEP).first.inner_text()
+    assert " left" not in page.locator(".widget-html-content", has_text=STEP).first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "explorer-paused.png"))
     widget_button(page, "Resume").click()
     page.locator(".widget-html-content", has_text="running").first.wait_for(timeout=5000)
