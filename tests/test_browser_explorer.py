@@ -165,5 +165,6 @@ def follow_a_command_line_run(page, run: Path) -> None:
     wait_for_step_above(view, first, timeout_s=60)
     assert widget_button(view, "Start").is_disabled()
     view.screenshot(path=str(ARTIFACTS / "explorer-follow.png"))
-    out = run_code(page, "followed.close(); shipped.close(); writer.terminate(); print(writer.wait())")
+    out = run_code(page, "writer.terminate(); followed.close(); shipped.close(); print(writer.wait())",
+                   timeout_ms=120_000)
     assert out.strip() in ("-15", "0")
