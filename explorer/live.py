@@ -389,6 +389,8 @@ class BackgroundTrainer(Callback):
     def _set_state(self, new: RunState, only_from: RunState) -> None:
         if self._state is only_from:
             self._state = new
+            if self._full is not None:
+                self.snapshots.put(self._progress())  # the new state shows at once; the full picture follows
             self._publish()
 
     def _between_steps(self, command: Callable[[], Any]) -> concurrent.futures.Future:
@@ -565,6 +567,7 @@ class BackgroundTrainer(Callback):
         if not self._advancing and self.rest_lps_codes:
             self._rest_lps(step)
             return
+        self._show_rest()
         warm = self._warm
         if warm is not None and warm[1].done():
             self._warm = None
@@ -598,14 +601,23 @@ class BackgroundTrainer(Callback):
             self._rest = {key: future}
             future.add_done_callback(lambda _: self.publish())
             self._lps_estimator = f"LPS-mlp on {n:,} codes of the dataset: computing"
-        elif future.done() and self._lps_estimator.endswith("computing"):
-            error = future.exception()
-            if error is not None:
-                self._lps_estimator = f"LPS could not be estimated: {error}"
-                return
-            result = future.result()
-            self._record_lps(step, result.per_dim,
-                             f"LPS-mlp on {result.settings['n']:,} codes of the dataset (as the notebooks)")
+        else:
+            self._show_rest()
+
+    def _show_rest(self) -> None:
+        """Show the at-rest estimate once it is done (also when training has started since)."""
+        if not self._rest or not self._lps_estimator.endswith("computing"):
+            return
+        ((_, step), future), = self._rest.items()
+        if not future.done():
+            return
+        error = future.exception()
+        if error is not None:
+            self._lps_estimator = f"LPS could not be estimated: {error}"
+            return
+        result = future.result()
+        self._record_lps(step, result.per_dim,
+                         f"LPS-mlp on {result.settings['n']:,} codes of the dataset (as the notebooks)")
 
 
 @torch.no_grad()
