@@ -67,11 +67,18 @@ _REPR.maxlevel = 4
 # ----------------------------------------------------------------------------------------------- validation
 
 
+def _shown(value: float) -> str:
+    """``value`` as typed: 12 significant digits, so float noise (1.0000000000000002) does not show."""
+    return repr(float(f"{value:.12g}"))
+
+
 def _locate(t: Tensor, bad: Tensor, axes: Sequence[str]) -> str:
-    """The first flagged value of ``t`` and where it is, e.g. "-1.0 (dimension 2)"."""
+    """The first flagged value of ``t`` and where it is, e.g. "-1.0 (dimension 2)"; the dimension of a 1-D prior is
+    not named (its "dimension 0" says nothing; the editor names the latent dimension itself)."""
     idx = tuple(int(i) for i in bad.nonzero()[0])
-    where = ", ".join(f"{axis} {i}" for axis, i in zip(axes, idx, strict=False))
-    return f"{t[idx].item()!r} ({where})" if where else repr(t[idx].item())
+    where = ", ".join(f"{axis} {i}" for axis, i, size in zip(axes, idx, t.shape, strict=False)
+                      if size > 1 or axis != "dimension")
+    return f"{_shown(t[idx].item())} ({where})" if where else _shown(t[idx].item())
 
 
 def _tensor(family: str, name: str, value: Any, axes: Sequence[str] = ("dimension",)) -> Tensor:
@@ -390,8 +397,9 @@ class Uniform(Factorized):
         bad = self.low >= self.high
         if bad.any():
             j = int(bad.nonzero()[0, 0])
-            raise ValueError(f"Uniform: low must be < high, got low={self.low[j].item()!r}, "
-                             f"high={self.high[j].item()!r} (dimension {j})")
+            where = f" (dimension {j})" if self.dim > 1 else ""
+            raise ValueError(f"Uniform: low must be < high, got low={_shown(self.low[j].item())}, "
+                             f"high={_shown(self.high[j].item())}{where}")
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
         return self.low + (self.high - self.low) * torch.rand(n, self.dim, generator=generator)
@@ -473,6 +481,10 @@ class GaussianMixture(Prior):
     def from_columns(cls, dim: int, **columns: Any) -> GaussianMixture:
         """Per dimension j: modes ``mode1[j]``, ``mode2[j]``, std ``mode_std[j]``, weights ``weight[j]``, 1 - it."""
         c = {p.name: p.check("GaussianMixture", columns.get(p.name, p.default), dim) for p in cls.params}
+        outside = (c["weight"] < 0) | (c["weight"] > 1)
+        if outside.any():  # the second weight is 1 - it: report the value given, not that one
+            shown = _locate(c["weight"], outside, ("dimension",))
+            raise ValueError(f"GaussianMixture: weight must be in [0, 1], got {shown}")
         return cls(torch.stack([c["mode1"], c["mode2"]]), c["mode_std"].expand(2, dim),
                    torch.stack([c["weight"], 1 - c["weight"]]))
 

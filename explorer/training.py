@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from explorer import checkpoints, distributed, run_folder
+from explorer import checkpoints, distributed, run_folder, snapshot_files
 from explorer.config import from_options, integer, number, of_type, one_of, option, optional, validate
 from explorer.data import DATASETS, Dataset, load_dataset
 from explorer.models import MAX_SIZES, ModelConfig, build_model
@@ -79,6 +79,8 @@ class TrainConfig:
     seed: int = option(0, "seed of initialization, batches and prior samples", integer(*SEED_RANGE),
                        group=OPTIMIZATION)
     checkpoint_every: int = option(500, "steps between checkpoints (0: at the end only)", integer(0), group=OUTPUT)
+    snapshot_every: int = option(0, "steps between the small snapshot files Explorer.follow shows live (0: none)",
+                                 integer(0), group=OUTPUT)
     device: str = option("cpu", "cpu, cuda, cuda:1 or auto (under torchrun, cuda is each process's own GPU)",
                          of_type(str), group=OPTIMIZATION)
     resident_bytes: int = option(512 * 2**20, "datasets up to this many bytes are held as one tensor on the device",
@@ -262,6 +264,8 @@ class Trainer:
         if self.out is not None and distributed.is_main():
             self._lock = claim(self.out, run_id)
             weakref.finalize(self, self._lock.release)
+        if self.out is not None and config.snapshot_every and distributed.is_main():
+            self.callbacks.append(snapshot_files.SnapshotWriter(self.out, config.snapshot_every))
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
         self.step = 0
         self._first_loss: float | None = None

@@ -45,3 +45,12 @@ def test_paper_budget_gpu_script_smoke_trains_evaluates_and_ships_on_the_cpu(mon
     assert row.split(" | ")[1] == "4"  # the smoke budget, reached
     assert (tmp_path / "shipped" / "mmd-seed0" / "checkpoint.json").exists()
     assert json.loads((tmp_path / "results.json").read_text())["device"] == "CPU (smoke run)"
+
+
+def test_live_overhead_smoke_reports_ratio_latency_and_memory(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["live_overhead.py", "--smoke"])
+    runpy.run_path(str(BENCHMARKS / "live_overhead.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    watched = next(line for line in out.splitlines() if line.startswith("| watched"))
+    assert float(watched.split("|")[3]) > 0  # the ratio against the headless reference
+    assert "p95" in out and "per 20 min extrapolated" in out and "(bounded)" in out

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import explorer
 from explorer.cli import build_parser, main
 from explorer.priors import Uniform
+from explorer.snapshot_files import read_snapshot
 
 TRAIN = ["train", "--dataset", "digits", "--latent-dim", "3", "--batch-size", "32", "--checkpoint-every", "3"]
 
@@ -242,3 +243,14 @@ def test_fuzz_any_train_arguments_give_success_or_one_error_line(flags, data):
         if status:  # one error line, the last one (argparse prints its usage above it)
             errors = [line for line in text.splitlines() if "error: " in line or "error (rank" in line]
             assert errors == [text.strip().splitlines()[-1]], (args, text)
+
+
+def test_the_cli_writes_snapshot_files_every_n_steps_and_at_the_end(tmp_path):
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--objective", "mmd", "--steps", "7", "--snapshot-every", "2", "--out", str(out)]) == 0
+    live = read_snapshot(out)
+    assert live.meta["step"] == 7 and live.meta["history"]["step"] == list(range(1, 8))
+    trained = explorer.load(out)
+    for name, value in trained.model.state_dict().items():
+        assert (live.weights[name] == value).all(), name
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))

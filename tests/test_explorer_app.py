@@ -14,7 +14,10 @@ from PIL import Image
 
 import explorer
 from explorer.data import load_dataset
+from explorer.live import REST_LPS_CODES, rest_codes
+from explorer.metrics.evaluate import encode_dataset
 from explorer.priors import Gaussian
+from explorer.shipped import ROOT, manifest
 from explorer.training import TrainConfig, Trainer, TrainingError
 from tests.waiting import wait_until
 
@@ -32,6 +35,15 @@ def app(digits):
     yield app
     app.close()
 
+
+
+def at_rest_lps(app, timeout: float):
+    """The snapshot that brings the at-rest LPS (the worker publishes it when done), applied."""
+    deadline = time.monotonic() + timeout
+    while "as the notebooks" not in app.lps.estimator.value:
+        assert time.monotonic() < deadline, app.lps.estimator.value
+        app.refresh(timeout=1)
+    return app.last_snapshot
 
 
 def test_opens_showing_the_untrained_model(app):
@@ -54,6 +66,8 @@ def test_start_trains_in_the_background_and_the_views_follow(app):
     assert app.panel.progress.value == 150 and "150 / 150" in app.panel.stats.value
     assert "finished" in app.panel.stats.value and not app.panel.start.disabled
     np.testing.assert_allclose(app.latent.code_source.data["x"], snapshot.codes[:, 0])
+    snapshot = at_rest_lps(app, timeout=120)
+    assert snapshot.step == 150 and "LPS-mlp on 1,797 codes" in app.lps.estimator.value
     np.testing.assert_allclose(app.lps.bar_source.data["r2"], snapshot.lps)
     assert len(app.lps.history_source.data["step"]) >= 1
     assert app.panel._loss_source.data["step"][-1] == 150
@@ -70,22 +84,33 @@ def test_a_double_start_shows_a_message_and_keeps_one_thread(app):
     assert app.background.state == "stopped"
 
 
+def shows(app, text: str, timeout: float) -> bool:
+    """Whether the stats line shows ``text`` within ``timeout`` s of live updates (applied as the consumer does)."""
+    deadline = time.monotonic() + timeout
+    while text not in app.panel.stats.value:
+        if time.monotonic() > deadline:
+            return False
+        app.refresh(timeout=0.05)
+    return True
+
+
 def test_pause_resume_stop_buttons(app):
     app.panel.steps.value = 100_000
     app.panel.start.click()
     wait_until(lambda: app.trainer.step > 3)
     app.panel.pause.click()
-    assert app.background.state == "paused" and app.panel.pause.disabled and not app.panel.resume.disabled
-    time.sleep(0.2)
+    assert shows(app, "paused", timeout=1.0)  # within a second of the click
+    assert "left" not in app.panel.stats.value and app.panel.pause.disabled and not app.panel.resume.disabled
     held = app.trainer.step
-    time.sleep(0.3)
-    assert app.trainer.step == held
+    assert app.background.publish().result(timeout=5).step == held
     app.panel.resume.click()
+    assert shows(app, "running", timeout=5.0)
     wait_until(lambda: app.trainer.step > held + 3)
     app.panel.stop.click()
     app.join(timeout=10)
     app.refresh(timeout=5)
-    assert "stopped" in app.panel.stats.value and not app.panel.start.disabled
+    assert "stopped" in app.panel.stats.value and "left" not in app.panel.stats.value
+    assert not app.panel.start.disabled
 
 
 def test_a_prior_edited_mid_run_reaches_the_next_steps_and_the_scatter(app):
@@ -93,8 +118,8 @@ def test_a_prior_edited_mid_run_reaches_the_next_steps_and_the_scatter(app):
     app.panel.start.click()
     wait_until(lambda: app.trainer.step > 3)
     app.editor.set_prior(Gaussian(3, mean=5.0))
+    swapped_at = app.background.publish().result(timeout=10).step  # commands run in order, between steps
     assert app.trainer.prior == Gaussian(3, mean=5.0)
-    swapped_at = app.trainer.step
     wait_until(lambda: app.trainer.step > swapped_at + 3)
     app.panel.stop.click()
     app.join(timeout=10)
@@ -280,3 +305,53 @@ def test_invalid_steps_show_a_message_and_start_nothing(app, steps):
     app.panel.start.click()
     assert f"steps must be a positive number of training steps, got {steps}" in shown(app.panel)
     assert not app.background.running and app.trainer.step == 0
+
+
+def test_settings_changed_is_derived_at_the_precision_the_controls_show(app):
+    lam = app.trainer.config.objective_options.get("lam", app.panel.weight.value)
+    app.panel.weight.value = lam * 1.0003  # what a log slider's snapping to its step sends back
+    assert app.settings_changed == [] and "Settings changed" not in app.panel.status.value
+    app.panel.weight.value = lam * 3
+    assert app.settings_changed == ["lam"] and "Settings changed (lam)" in app.panel.status.value
+    app.panel.weight.value = lam
+    assert app.settings_changed == [] and "Settings changed" not in app.panel.status.value
+
+
+def test_a_vae_disables_the_prior_tab_with_a_sentence_why(digits):
+    app = explorer.Explorer(dataclasses.replace(CONFIG, objective="vae"), dataset=digits, probe_size=64,
+                            refresh_hz=None)
+    try:
+        assert app.tabs.titles[1] == "Prior (n/a)"
+        (note,) = app.prior_tab.children
+        assert "has no prior to program" in note.value and "AE-MMD" in note.value
+    finally:
+        app.close()
+
+
+@pytest.mark.slow
+def test_a_shipped_checkpoint_opens_as_trained_shows_the_notebooks_lps_and_start_continues_it(tmp_path):
+    entry = next(e for e in manifest() if e["path"] == "kl-failure/mmd-seed0")  # the issue's 0.036 vs 0.37
+    app = explorer.Explorer.from_checkpoint(ROOT / entry["path"], out=tmp_path / "run", probe_size=256,
+                                            refresh_hz=None)
+    try:
+        first = app.trainer
+        assert app.panel.weight.value == 30 and app.settings_changed == []
+        assert app.panel.steps.value == 2 * entry["step"]  # Start trains further, not from 0
+        at_rest_lps(app, timeout=180)
+        assert "LPS-mlp on 5,000 codes" in app.lps.estimator.value
+        assert app.last_snapshot.lps_score == pytest.approx(entry["metrics"]["lps_mlp"], abs=0.05)
+        app.panel.steps.value = entry["step"] + 20
+        app.panel.start.click()
+        app.join(timeout=120)
+        assert app.trainer is first and app.refresh(timeout=5).step == entry["step"] + 20
+    finally:
+        app.close()
+
+
+def test_the_at_rest_lps_sees_the_codes_the_notebooks_lps_is_measured_on(app, digits, tmp_path):
+    """Same rows, same encoder, same estimator (lps, mlp, seed 0) as `evaluate`: so on every shipped checkpoint the
+    at-rest value is the manifest's LPS-mlp, which tests/test_shipped_checkpoints.py recomputes on these codes."""
+    assert {entry["eval"]["n"] for entry in manifest()} == {REST_LPS_CODES}
+    app.trainer.save(tmp_path / "run")
+    expected, _, _ = encode_dataset(explorer.load(tmp_path / "run"), digits, 1000, seed=0)
+    torch.testing.assert_close(rest_codes(app.trainer.model, digits, 1000).numpy(), expected)

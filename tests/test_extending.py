@@ -82,7 +82,8 @@ def test_the_prior_editor_offers_the_plugins_family_with_working_sliders():
     assert -2.0 <= z0.min() and z0.max() <= 4.0
     assert (z0.mean().item(), z0.std().item()) == pytest.approx((1.0, 3.0 / math.sqrt(6)), abs=0.03)
     editor.texts["width"].value = -1.0  # the declared constraint, with the editor's message
-    assert "z0: Triangular: width must be &gt; 0, got -1.0 (dimension 0)" in editor.message.value
+    assert "z0: Triangular: width must be &gt; 0, got -1.0" in editor.message.value  # one dimension named
+    assert "(dimension" not in editor.message.value
     editor.apply_all.value = True
     editor.texts["width"].value = 0.5  # every dimension triangular: one prior of that family
     assert editor.prior == Triangular(2, 1.0, 0.5)

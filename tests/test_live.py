@@ -12,7 +12,8 @@ import torch
 
 import explorer
 from explorer.data import load_dataset
-from explorer.live import BackgroundTrainer, Snapshot, SnapshotQueue, traversal_grid, traversal_values
+from explorer.history import BoundedHistory
+from explorer.live import BackgroundTrainer, RateLimiter, Snapshot, SnapshotQueue, traversal_grid, traversal_values
 from explorer.priors import Gaussian
 from explorer.training import Callback, TrainConfig, Trainer, TrainingError
 from tests.waiting import wait_until
@@ -65,16 +66,92 @@ def test_pause_holds_the_step_and_resume_continues(digits):
     background = make_background(digits, steps=100_000)
     background.start()
     wait_until(lambda: background.trainer.step > 5)
-    background.pause()
+    background.pause().result(timeout=10)  # ran between two steps, on the training thread
     assert background.state == "paused"
-    time.sleep(0.2)  # let the step in flight finish
+    assert background.snapshots.latest(timeout=1).state == "paused"  # posted at once, not at the next cadence
     held = background.trainer.step
-    time.sleep(0.3)
-    assert background.trainer.step == held
-    background.resume()
+    assert background.publish().result(timeout=10).step == held  # the thread answers commands, steps stay
+    background.resume().result(timeout=10)
     wait_until(lambda: background.trainer.step > held + 5)
     background.stop(timeout=10)
     assert background.state == "stopped"
+
+
+def test_steps_per_second_and_elapsed_time_leave_pauses_out(digits):
+    background = make_background(digits, steps=100_000)
+    background.start()
+    wait_until(lambda: background.trainer.step > 60)
+    before = background.publish().result(timeout=10)
+    background.pause().result(timeout=10)
+    pause = 1.0
+    time.sleep(pause)  # the pause being measured, not a synchronisation
+    background.resume().result(timeout=10)
+    step = background.trainer.step
+    wait_until(lambda: background.trainer.step > step + 3)
+    after = background.publish().result(timeout=10)
+    background.stop(timeout=10)
+    # a window of 50 steps at > 50 steps/s holding the pause would read well under half the rate
+    assert after.steps_per_s > 0.5 * before.steps_per_s
+    assert after.elapsed_s - before.elapsed_s < (after.step - before.step) / before.steps_per_s * 3 + 0.5 * pause
+    assert before.seconds_left is not None and after.seconds_left is not None
+
+
+def test_commands_run_on_the_training_thread(digits):
+    threads = []
+
+    class Recording(Trainer):
+        @Trainer.prior.setter
+        def prior(self, prior):
+            threads.append(threading.current_thread().name)
+            Trainer.prior.fset(self, prior)
+
+    config = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=100_000, batch_size=32, lr=1e-3)
+    background = BackgroundTrainer(Recording(config, dataset=digits), probe_size=256)
+    background.start()
+    try:
+        wait_until(lambda: background.trainer.step > 3)
+        snapshot = background.set_prior(Gaussian(3, mean=50.0)).result(timeout=10)
+        selected = background.select(7).result(timeout=10)
+    finally:
+        background.stop(timeout=10)
+    assert threads == ["explorer-trainer"]
+    assert abs(snapshot.prior_sample.mean() - 50.0) < 0.5 and selected.selected == 7
+
+
+def test_traversals_are_decoded_when_the_selection_changes_not_on_every_snapshot(digits):
+    background = make_background(digits, steps=100_000, snapshot_interval=0.0, traversal_interval=1e6)
+    background.start()
+    try:
+        wait_until(lambda: background.trainer.step > 3)
+        first = background.publish().result(timeout=10)
+        step = background.trainer.step
+        wait_until(lambda: background.trainer.step > step + 20)  # many snapshots (no minimum interval)
+        later = background.publish().result(timeout=10)
+        selected = background.select(5).result(timeout=10)
+    finally:
+        background.stop(timeout=10)
+    assert later.step > first.step and later.traversal_version == first.traversal_version
+    assert selected.traversal_version == first.traversal_version + 1 and selected.selected == 5
+    assert background.snapshots.latest(timeout=5).traversal_version > selected.traversal_version  # at rest: anew
+
+
+def test_the_loss_history_stays_bounded_over_a_long_run():
+    history = BoundedHistory(capacity=400)
+    for step in range(1, 100_001):
+        history.add(step, {"loss": 1.0 / step})
+    steps, values = history.arrays()
+    assert len(steps) <= 401 and steps[0] == 1 and steps[-1] == 100_000
+    assert len(set(np.diff(steps[:-1]))) == 1  # evenly thinned
+    np.testing.assert_allclose(values["loss"], 1.0 / steps)
+
+
+def test_one_rate_limiter_stretches_its_interval_to_keep_within_its_budget():
+    limiter = RateLimiter(interval=0.1, budget=0.05)
+    assert limiter.due(now=0.0)
+    limiter.record(0.001, at=0.0)
+    assert not limiter.due(now=0.05) and limiter.due(now=0.1)
+    limiter.record(0.02, at=1.0)  # an action of 20 ms may come every 0.4 s at a 5 % budget
+    assert limiter.period == pytest.approx(0.4) and not limiter.due(now=1.3) and limiter.due(now=1.4)
 
 
 def test_a_nan_loss_stops_training_keeps_the_last_good_weights_and_join_reraises(digits):
@@ -104,8 +181,7 @@ def test_swapping_the_prior_mid_run_changes_the_next_steps_samples(digits):
     background = make_background(digits, steps=100_000)
     background.start()
     wait_until(lambda: background.trainer.step > 10)
-    background.set_prior(Gaussian(3, mean=50.0))
-    swapped_at = background.trainer.step
+    swapped_at = background.set_prior(Gaussian(3, mean=50.0)).result(timeout=10).step
     wait_until(lambda: background.trainer.step > swapped_at + 5)
     background.stop(timeout=10)
     history = background.snapshots.latest()
@@ -192,3 +268,19 @@ def test_the_probe_re_encodes_a_chunk_per_snapshot_round_robin(digits):
         latest = probe.refresh(model)
     torch.testing.assert_close(latest, fresh)
     torch.testing.assert_close(probe.refresh(model, everything=True), fresh)
+
+
+def test_between_full_snapshots_progress_only_ones_keep_the_step_live(digits):
+    background = make_background(digits, steps=100_000, snapshot_interval=1e6, progress_interval=0.0)
+    background.start()
+    try:
+        wait_until(lambda: background.trainer.step > 3)
+        full = background.publish().result(timeout=10)
+        step = background.trainer.step
+        wait_until(lambda: background.trainer.step > step + 5)
+        progress = background.snapshots.latest(timeout=5)
+    finally:
+        background.stop(timeout=10)
+    assert progress.progress_only and not full.progress_only
+    assert progress.step > full.step and progress.codes_version == full.codes_version
+    assert progress.history_steps[-1] == progress.step and progress.codes is full.codes

@@ -117,7 +117,7 @@ def test_two_mode_mixture(editor):
     assert z2.mean().item() == pytest.approx(1.5, abs=0.05)
     valid = editor.prior
     editor.texts["weight"].value = 1.5
-    assert "z2: GaussianMixture: weights must be >= 0" in shown(editor)
+    assert "z2: GaussianMixture: weight must be in [0, 1], got 1.5" in shown(editor)  # the value typed
     assert editor.prior is valid
 
 

@@ -1,15 +1,18 @@
 """`Explorer`: the whole tool in one call. Program a prior, train in the background, watch the latent space move.
 
-Threads: widgets are created on the main thread. The training thread only produces `Snapshot`s. One consumer
-thread applies the newest snapshot to every view at most ``refresh_hz`` times a second, holding `lock`; button
-and control callbacks (main thread) take the same lock, so Bokeh document patches never interleave.
+Threads (see `explorer.live` for the engine's side): widgets are created on the main thread. The training thread
+only posts `Snapshot`s; the widgets never reach into the loop, they send commands (`BackgroundTrainer.pause`,
+``select``, ``set_prior``, ``save``) that run between two steps. One consumer thread posts each snapshot to
+`LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter` paces the
+snapshots (at most ``refresh_hz`` a second, fewer where taking and drawing them would exceed their budget).
+Button and control callbacks (main thread) take the same lock, so Bokeh document patches never interleave. What
+can be derived (have the settings changed? how long is left?) is computed from the state, never stored.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 import tempfile
 import threading
 import time
@@ -20,7 +23,8 @@ import ipywidgets as widgets
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.live import BackgroundTrainer, Snapshot
+from explorer.follow import Follower
+from explorer.live import REST_LPS_CODES, BackgroundTrainer, Snapshot
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
 from explorer.training import TrainConfig, Trainer
@@ -28,6 +32,7 @@ from explorer.widgets.bokehjs import bokehjs_loader
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
+from explorer.widgets.state import LiveState
 from explorer.widgets.training_panel import TrainingPanel
 from explorer.widgets.traversal_view import TraversalView
 
@@ -53,13 +58,19 @@ class Explorer:
         trainer: Trainer | None = None,
         probe_size: int = 512,
         refresh_hz: float | None = 4.0,
+        follow: Path | None = None,
+        poll_s: float = 0.5,
+        rest_lps_codes: int = REST_LPS_CODES,
     ) -> None:
+        """``follow``: the run folder a `Follower` watches read-only every ``poll_s`` s (see `Explorer.follow`);
+        ``rest_lps_codes``: codes of the LPS shown at rest (the notebooks' estimator; 0: the probe's only)."""
         config = trainer.config if trainer is not None else (config or DEFAULT_CONFIG)
         self.lock = threading.RLock()
         self.probe_size = probe_size
+        self.following, self._poll_s, self._rest_lps_codes = follow, poll_s, rest_lps_codes
+        self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
         self.latencies: collections.deque[float] = collections.deque(maxlen=1000)
         self.apply_seconds = 0.0  # time the views spent drawing snapshots
-        self.last_snapshot: Snapshot | None = None
         self._datasets: dict[str, Dataset] = {}
         if dataset is not None:
             self._datasets[_dataset_key(config)] = dataset
@@ -71,19 +82,19 @@ class Explorer:
         self.panel.resume.on_click(lambda _: self._control("resume"))
         self.panel.stop.on_click(lambda _: self._control("stop"))
         self.panel.save.on_click(self._on_save)
-        self._settings_changed = False
         for control in self.panel.run_settings:
             control.observe(self._on_setting, names="value")
-        self._editor_box, self._views_box = widgets.Box(), widgets.VBox()
-        self.tabs = widgets.Tab([self.panel.widget, self._editor_box], titles=("Train", "Prior"),
+        self.prior_tab, self._views_box = widgets.Box(), widgets.VBox()
+        self.tabs = widgets.Tab([self.panel.widget, self.prior_tab], titles=("Train", "Prior"),
                                 layout={"width": "470px"})
         self.widget = self._views_box
         self._use(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
         self._closed = threading.Event()
         self._consumer: threading.Thread | None = None
+        if follow is not None:
+            self.background.start()
         if refresh_hz is not None:
-            self._consumer = threading.Thread(target=self._consume, args=(1.0 / refresh_hz,), daemon=True,
-                                              name="explorer-consumer")
+            self._consumer = threading.Thread(target=self._consume, daemon=True, name="explorer-consumer")
             self._consumer.start()
         else:
             self.refresh()
@@ -100,6 +111,16 @@ class Explorer:
             return cls(trainer=Trainer.resume(path), **kwargs)
         out = out if out is not None else tempfile.mkdtemp(prefix=f"explorer-{Path(path).name}-")
         return cls(trainer=Trainer.from_weights(path, out), **kwargs)
+
+    @classmethod
+    def follow(cls, run_folder: str | Path, poll_s: float = 0.5, **kwargs: Any) -> Explorer:
+        """Watch, read-only, a run another process trains with snapshot files (``python -m explorer train ...
+        --snapshot-every N``, or torchrun): the views show each new snapshot; the controls are disabled.
+
+        The folder is polled from a background thread every ``poll_s`` s, without a lock: the writer is never
+        blocked, and a snapshot file is read whole as the writer moved it into place."""
+        trainer = Follower.trainer_for(Path(run_folder))
+        return cls(trainer=trainer, follow=Path(run_folder), poll_s=poll_s, **kwargs)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -124,15 +145,31 @@ class Explorer:
         old = getattr(self, "latent", None)
         if old is not None:
             old.close()
+            self.background.close()
             self.trainer.close()  # the replaced run gives back its folder's writer lock
-        self.background = BackgroundTrainer(trainer, probe_size=self.probe_size)
+        if self.following is not None:
+            self.background = Follower(trainer, self.following, probe_size=self.probe_size, poll_s=self._poll_s)
+        else:
+            self.background = BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
+                                                rest_lps_codes=self._rest_lps_codes)
+        if trainer.step >= int(self.panel.steps.value):  # an opened run at its end: Start trains it further
+            self.panel.steps.value = trainer.step + trainer.config.steps
         d = trainer.config.latent_dim
+        self.state = LiveState()
         self.editor = PriorEditor(d, prior=trainer.prior)
         self.editor.on_change(self._on_prior)
         self.latent = LatentView(d, self.background.probe, self.lock, on_select=self._on_select)
         self.lps = LPSView(d)
         self.traversals = TraversalView()
-        self._editor_box.children = [self.editor.widget]
+        self.state.observe(self.panel.update)
+        self.state.observe(self.latent.update, "codes")
+        self.state.observe(self.lps.update, "codes")
+        self.state.observe(self.traversals.update, "traversals")
+        self.prior_tab.children = [self.editor.widget] if trainer.prior is not None else [widgets.HTML(
+            f"<p style='max-width:420px'>The {OBJECTIVES[trainer.config.objective].label} objective has no prior "
+            "to program: its KL term pulls each code toward N(0, I) per image. Choose an objective that takes a "
+            f"prior ({', '.join(_takers())}) in the Train tab, then Start, to train toward a prior drawn here.</p>")]
+        self.tabs.set_title(1, "Prior" if trainer.prior is not None else "Prior (n/a)")
         wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
         self._views_box.children = [
             widgets.HBox([self.tabs, self.latent.widget], layout=wrap),
@@ -141,13 +178,18 @@ class Explorer:
         ]
         self.background.publish()
 
-    def _on_setting(self, change: dict[str, Any]) -> None:
-        old, new = change["old"], change["new"]
-        if isinstance(new, float) and isinstance(old, float) and math.isclose(old, new, rel_tol=0.05):
-            return  # a log slider's front end snapping the value to its step, not a new setting
-        self._settings_changed = True
+    @property
+    def settings_changed(self) -> list[str]:
+        """The settings the panel shows other than the run's (derived, at the precision the controls display)."""
+        return self.panel.differs(self.trainer.config)
+
+    def _on_setting(self, _change: object = None) -> None:
+        changed = self.settings_changed
         with self.lock:
-            self.panel.show("Settings changed: Start begins a new run with them.")
+            if changed:
+                self.panel.show(f"Settings changed ({', '.join(changed)}): Start begins a new run with them.")
+            elif "Settings changed" in self.panel.status.value:
+                self.panel.show("")
 
     def _new_config(self) -> TrainConfig:
         """The panel's settings, with the editor's prior where the objective takes one and the sizes agree."""
@@ -162,12 +204,11 @@ class Explorer:
                 steps = int(self.panel.steps.value)
                 if steps < 1:
                     raise ValueError(f"steps must be a positive number of training steps, got {steps}")
-                if self._settings_changed:
+                if self.settings_changed:
                     if self.background.running:
                         raise RuntimeError("Training is already running; stop it before starting a new run.")
                     config = self._new_config()
                     self._use(Trainer(config, dataset=self._dataset(config)))
-                    self._settings_changed = False
                 self.background.start(steps)
                 self.panel.set_state("running")
                 self.panel.show("")
@@ -175,23 +216,18 @@ class Explorer:
                 self.panel.show(str(error), error=True)
 
     def _control(self, action: str) -> None:
-        with self.lock:
-            getattr(self.background, action)()
-            self.panel.set_state(self.background.state)
+        getattr(self.background, action)()  # runs between two steps; the state shows with the next snapshot
 
     def _on_save(self, _button: object = None) -> None:
         self.background.save(self.panel.out.value)  # its outcome arrives as a snapshot message
 
     def _on_prior(self, prior: Prior) -> None:
         if self.trainer.prior is None:
-            takers = [cls.label for cls in OBJECTIVES.values() if cls.takes_prior]
-            with self.lock:
-                self.panel.show(f"The {self.trainer.config.objective} objective has no prior to replace; "
-                                f"choose one that takes a prior ({', '.join(takers)}) to train toward this one.")
-            return
+            return  # the Prior tab says why there is nothing to program
         self.background.set_prior(prior)
 
     def _on_select(self, index: int) -> None:
+        self.state.selected = index
         self.background.select(index)
 
     # ------------------------------------------------------------------ snapshots -> views
@@ -199,14 +235,12 @@ class Explorer:
     def apply(self, snapshot: Snapshot) -> None:
         """Show ``snapshot`` in every view (the consumer calls this; so may tests)."""
         with self.lock:
-            if snapshot.codes.shape[1] != self.trainer.config.latent_dim:
+            if snapshot.run_id != self.trainer.run_id:
                 return  # from a run that has just been replaced
             started = time.perf_counter()
-            self.panel.update(snapshot)
-            self.latent.update(snapshot)
-            self.lps.update(snapshot)
-            self.traversals.update(snapshot)
-            self.last_snapshot = snapshot
+            self.state.post(snapshot)
+            if self.following is not None:
+                self.panel.show(f"Following {self.following} (read-only): the run is trained by another process.")
             now = time.perf_counter()
             self.apply_seconds += now - started
             self.latencies.append(now - snapshot.taken_at)
@@ -218,15 +252,22 @@ class Explorer:
             self.apply(snapshot)
         return snapshot
 
-    def _consume(self, period: float) -> None:
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        return self.state.snapshot
+
+    def _consume(self) -> None:
+        """Apply each snapshot as it arrives; the engine's `RateLimiter` paces them, drawing time included."""
         while not self._closed.is_set():
-            started = time.perf_counter()
+            drawn, first = self.apply_seconds, self.state.snapshot is None
             try:
-                self.refresh(timeout=0.5)
+                snapshot = self.refresh(timeout=0.5)
             except Exception as error:  # a view that fails to draw must not end the live updates
                 with self.lock:
                     self.panel.show(f"Could not update the view: {error!r}", error=True)
-            time.sleep(max(0.0, period - (time.perf_counter() - started)))
+                continue
+            if snapshot is not None and not first:  # a run's first drawing builds its figures: a one-off
+                self.background.drawn(snapshot, self.apply_seconds - drawn)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for training to end and re-raise its error, if any (end notebooks with this)."""
@@ -234,13 +275,17 @@ class Explorer:
 
     def close(self) -> None:
         """Stop training and the live updates, and close the widgets."""
-        self.background.stop(timeout=10)
+        self.background.close()
         self.trainer.close()
         self._closed.set()
         if self._consumer is not None:
             self._consumer.join(timeout=5)
         self.latent.close()
         self.widget.close()
+
+
+def _takers() -> list[str]:
+    return [cls.label for cls in OBJECTIVES.values() if cls.takes_prior]
 
 
 def _dataset_key(config: TrainConfig) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+
+import ipywidgets as widgets
 import numpy as np
 from bokeh.layouts import row
 from bokeh.models import ColumnDataSource, Range1d
@@ -25,19 +28,15 @@ class LPSView:
                               x_axis_label="step", toolbar_location=None, tools="")
         self.history.line("step", "lps", source=self.history_source, line_width=2, color="#d62728")
         self.history.scatter("step", "lps", source=self.history_source, size=4, color="#d62728")
-        self.widget = BokehModel(row(self.bars, self.history))
-        self._steps: list[int] = []
-        self._scores: list[float] = []
+        self.estimator = widgets.HTML()
+        self.widget = widgets.VBox([BokehModel(row(self.bars, self.history)), self.estimator])
 
     def update(self, snapshot: Snapshot) -> None:
-        """Show the snapshot's LPS, and add it to the history if it is a new estimate."""
+        """Show the snapshot's LPS, the estimator that made it, and the run's LPS history (kept by the engine)."""
+        self.estimator.value = f"<small>{html.escape(snapshot.lps_estimator)}</small>"
         if snapshot.lps is None:
             return
         self.bar_source.data = {"dim": list(self.bar_source.data["dim"]), "r2": snapshot.lps}
         self.bars.title.text = f"LPS {snapshot.lps_score:.3f} (step {snapshot.lps_step}): R^2 per dimension"
-        if not self._steps or snapshot.lps_step != self._steps[-1]:
-            if self._steps and snapshot.lps_step < self._steps[-1]:  # a new run started
-                self._steps, self._scores = [], []
-            self._steps.append(snapshot.lps_step)
-            self._scores.append(snapshot.lps_score)
-            self.history_source.data = {"step": list(self._steps), "lps": list(self._scores)}
+        if not np.array_equal(snapshot.lps_history_steps, self.history_source.data["step"]):
+            self.history_source.data = {"step": snapshot.lps_history_steps, "lps": snapshot.lps_history}

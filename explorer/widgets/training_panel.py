@@ -42,6 +42,11 @@ def penalty_weight(objective: str) -> tuple[str, float, tuple[float, float]] | N
     return weights[0].name, float(weights[0].default), weights[0].metadata["range"]
 
 
+def _shown(slider: widgets.FloatLogSlider, value: float) -> str:
+    """``value`` as ``slider``'s readout shows it."""
+    return format(value, slider.readout_format)
+
+
 def format_duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes}:{seconds:02d}"
@@ -67,10 +72,12 @@ class TrainingPanel:
                                           layout=narrow)
         self.latent_dim = widgets.IntSlider(value=config.latent_dim, min=1, max=16, description="latent size",
                                             style=style)
-        self.weight = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.05, description="lam",
-                                             style=style)
-        self.lr = widgets.FloatLogSlider(value=config.lr, base=10, min=-5, max=-1.5, step=0.1, readout_format=".1e",
-                                         description="learning rate", style=style)
+        # log sliders with fine steps, so that the front end's snapping keeps a value as it is shown (lam 30
+        # reads 30, not 31.6); settings are compared at the precision of these readouts (see `differs`)
+        self.weight = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.001, readout_format=".3g",
+                                             description="lam", style=style)
+        self.lr = widgets.FloatLogSlider(value=config.lr, base=10, min=-5, max=-1.5, step=0.001,
+                                         readout_format=".2g", description="learning rate", style=style)
         self.batch_size = widgets.Dropdown(options=sorted({*BATCH_SIZES, config.batch_size}),
                                            value=config.batch_size, description="batch size", style=style,
                                            layout=narrow)
@@ -124,13 +131,32 @@ class TrainingPanel:
             batch_size=int(self.batch_size.value), steps=int(self.steps.value),
         )
 
+    def differs(self, run: TrainConfig) -> list[str]:
+        """The run settings whose controls show another value than ``run`` has, compared as the controls display
+        them (a log slider's snapping of 30 to 29.99 is no change); empty when Start would continue ``run``."""
+        mine = self.config()
+        if (mine.dataset, mine.dataset_options) != (run.dataset, run.dataset_options):
+            return ["dataset"]
+        changed = [name for name in ("objective", "latent_dim", "batch_size")
+                   if getattr(mine, name) != getattr(run, name)]
+        if _shown(self.lr, mine.lr) != _shown(self.lr, run.lr):
+            changed.append("lr")
+        weight = penalty_weight(mine.objective)
+        if not changed and weight is not None:
+            name, default, _ = weight
+            if _shown(self.weight, mine.objective_options[name]) != _shown(
+                    self.weight, float(run.objective_options.get(name, default))):
+                changed.append(name)
+        return changed
+
     def set_state(self, state: str) -> None:
-        """Enable the buttons that make sense in ``state`` (idle, running, paused, stopped, finished, failed)."""
-        active = state in ("running", "paused")
+        """Enable the buttons that make sense in ``state`` (a `RunState`; ``following``: everything read-only)."""
+        active = state in ("running", "paused", "following")
         self.start.disabled = active
         self.pause.disabled = state != "running"
         self.resume.disabled = state != "paused"
-        self.stop.disabled = not active
+        self.stop.disabled = state not in ("running", "paused")
+        self.save.disabled = self.out.disabled = self.steps.disabled = state == "following"
         for control in self.run_settings:
             control.disabled = active
         self.weight.disabled = active or penalty_weight(self.objective.value) is None
@@ -145,8 +171,8 @@ class TrainingPanel:
         self.progress.max = snapshot.total_steps
         self.progress.value = min(snapshot.step, snapshot.total_steps)
         text = f"step {snapshot.step:,} / {snapshot.total_steps:,}"
-        if snapshot.steps_per_s > 0:
-            left = (snapshot.total_steps - snapshot.step) / snapshot.steps_per_s
+        left = snapshot.seconds_left
+        if left is not None:
             text += f" · {snapshot.steps_per_s:.1f} steps/s · {format_duration(left)} left"
         self.stats.value = f"{text} · {snapshot.state}"
         self.set_state(snapshot.state)

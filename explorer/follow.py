@@ -1,0 +1,90 @@
+"""`Follower`: the live views of a run that another process trains (the command line, torchrun), read-only.
+
+The trainer writes snapshot files (`explorer.snapshot_files`, ``--snapshot-every N``); the follower's thread polls
+the folder, loads each new file into a local copy of the model and publishes the same `Snapshot`s a
+`BackgroundTrainer` does, in state ``following``. It never writes the folder and takes no lock there, so the writer
+is never blocked; it owns its local model as the training thread does (see `explorer.live`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from explorer import snapshot_files
+from explorer.history import BoundedHistory
+from explorer.live import HISTORY_POINTS, BackgroundTrainer, RunState
+from explorer.priors import from_dict
+from explorer.training import StepEvent, TrainConfig, Trainer
+
+
+class Follower(BackgroundTrainer):
+    """Polls ``folder`` every ``poll_s`` s and shows each new snapshot file; commands (select, publish) run between
+    two polls."""
+
+    def __init__(self, trainer: Trainer, folder: Path, probe_size: int = 512, poll_s: float = 0.5) -> None:
+        super().__init__(trainer, probe_size=probe_size, rest_lps_codes=0)
+        self.folder, self.poll_s = Path(folder), poll_s
+        self._seen: tuple[int, int, int] | None = None
+        self._rate = 0.0
+
+    @staticmethod
+    def trainer_for(folder: Path, timeout: float = 60.0) -> Trainer:
+        """A trainer (writing nowhere) holding the newest snapshot of ``folder``; waits up to ``timeout`` s for
+        the first one, then raises FileNotFoundError saying how to get one."""
+        deadline = time.monotonic() + timeout
+        while (live := snapshot_files.read_snapshot(folder)) is None:
+            if time.monotonic() > deadline:
+                raise FileNotFoundError(f"{folder} holds no {snapshot_files.SNAPSHOT_FILE} after {timeout:g} s: "
+                                        "train with --snapshot-every N (TrainConfig.snapshot_every) to follow a run")
+            time.sleep(0.1)
+        config = TrainConfig.from_dict({**live.meta["train"], "device": "cpu"})
+        trainer = Trainer(config, run_id=live.meta["run_id"])
+        trainer.model.load_state_dict(live.weights)
+        trainer.step = live.meta["step"]
+        return trainer
+
+    def start(self, steps: int | None = None) -> None:
+        """Start following (``steps`` is ignored: the other process decides)."""
+        with self._lock:
+            if self._owned:
+                raise RuntimeError("Already following the run.")
+            self._stop.clear()
+            self._state, self._owned = RunState.FOLLOWING, True
+            self._thread = threading.Thread(target=self._follow, name="explorer-follower", daemon=True)
+            self._thread.start()
+
+    def _follow(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if snapshot_files.signature(self.folder) != self._seen:
+                    live = snapshot_files.read_snapshot(self.folder)
+                    if live is not None and live.signature != self._seen:
+                        self._load(live)
+                        self._publish()
+                self._run_commands(wait=self.poll_s)
+            self._state = RunState.STOPPED
+        except BaseException as error:  # the thread must report, never die silently
+            self.error, self._state = error, RunState.FAILED
+            self.message, self.message_is_error = f"Could not follow {self.folder}: {error}", True
+        finally:
+            with self._lock:
+                self._owned = False
+                self._run_commands()
+                self._publish(complete=True)
+
+    def _load(self, live: snapshot_files.LiveFile) -> None:
+        meta, trainer = live.meta, self.trainer
+        self._seen = live.signature
+        trainer.model.load_state_dict(live.weights)
+        trainer.step = meta["step"]
+        prior = meta["train"].get("prior")
+        if prior is not None and trainer.prior is not None:
+            trainer.prior = from_dict(prior)
+        self.loss_history = BoundedHistory.from_dict(meta["history"], HISTORY_POINTS)
+        self._rate = meta["steps_per_s"]
+        self._last_event = StepEvent(meta["step"], meta["total_steps"], meta["terms"], self._rate, 0.0)
+
+    def _steps_per_s(self) -> float:
+        return self._rate
