@@ -92,7 +92,7 @@ def codes_figure(codes: np.ndarray, prior: Prior, title: str) -> Figure:
         ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
         marginal(ax, codes[:, i], prior, i, reference)
         ax.set_title(f"z{i}", fontsize=FONT + 1)
-    fig.axes[1].legend(fontsize=FONT, loc="upper right", frameon=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=FONT, frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -111,8 +111,7 @@ def models_figure(codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
             marginal(ax, z[:, i], prior, i, reference)
             if row == 0:
                 ax.set_title(f"z{i}", fontsize=FONT + 1)
-    fig.legend(*fig.axes[1].get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=FONT,
-               frameon=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=FONT, frameon=False)
     return fig
 
 

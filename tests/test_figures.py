@@ -54,7 +54,7 @@ def test_figures_read_on_github_and_positive_covariance_is_red():
     (image,) = [im for ax in fig.axes for im in ax.images]
     red, _, blue, _ = image.cmap(image.norm(0.9))
     assert red > 0.5 and blue < red / 2
-    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["codes", "prior"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["codes", "prior"]
 
 
 def test_traversals_figure_tiles_one_row_per_dimension_over_the_models_prior(tmp_path):
