@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from bokeh.layouts import row
-from bokeh.models import ColumnDataSource, Range1d
+from bokeh.models import BasicTicker, ColumnDataSource, DataRange1d, NumeralTickFormatter, Range1d
 from bokeh.plotting import figure
 from jupyter_bokeh import BokehModel
 
@@ -19,10 +19,15 @@ class LPSView:
         self.bar_source = ColumnDataSource({"dim": names, "r2": np.zeros(latent_dim)})
         self.history_source = ColumnDataSource({"step": [], "lps": []})
         self.bars = figure(width=300, height=220, x_range=names, y_range=Range1d(-0.1, 1.0),
-                           title="LPS: R^2 of each dimension from the others", toolbar_location=None, tools="")
+                           title="LPS: R² of each dimension from the others", toolbar_location=None, tools="",
+                           x_axis_label="dimension", y_axis_label="held-out R²")
         self.bars.vbar(x="dim", top="r2", width=0.8, source=self.bar_source, color="#d62728", alpha=0.8)
+        # the x range starts at step 0, so that one estimate is not drawn on ticks of 9999.5
         self.history = figure(width=300, height=220, y_range=Range1d(-0.1, 1.0), title="LPS over training",
-                              x_axis_label="step", toolbar_location=None, tools="")
+                              x_range=DataRange1d(start=0), x_axis_label="step", y_axis_label="LPS (mean R²)",
+                              toolbar_location=None, tools="")
+        self.history.xaxis.ticker = BasicTicker(min_interval=1, desired_num_ticks=4)
+        self.history.xaxis.formatter = NumeralTickFormatter(format="0,0")
         self.history.line("step", "lps", source=self.history_source, line_width=2, color="#d62728")
         self.history.scatter("step", "lps", source=self.history_source, size=4, color="#d62728")
         self.widget = BokehModel(row(self.bars, self.history))
