@@ -60,8 +60,10 @@ def covariance(ax: Axes, codes: np.ndarray, title: str = "covariance") -> None:
     image = ax.imshow(cov, cmap=diverging_cmap(), vmin=-scale, vmax=scale)
     ax.figure.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    d = cov.shape[0]
+    names = [f"z{i}" for i in range(d)] if d <= 8 else []  # beyond 8 the names crowd each other
+    ax.set_xticks(range(len(names)), names, fontsize=FONT)
+    ax.set_yticks(range(len(names)), names, fontsize=FONT)
 
 
 def marginal(ax: Axes, values: np.ndarray, prior: Prior, i: int, reference: np.ndarray) -> None:

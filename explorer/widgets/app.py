@@ -28,6 +28,7 @@ from explorer.widgets.bokehjs import bokehjs_loader
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
+from explorer.widgets.static_view import StaticFallback
 from explorer.widgets.training_panel import TrainingPanel
 from explorer.widgets.traversal_view import TraversalView
 
@@ -60,6 +61,7 @@ class Explorer:
         self.latencies: collections.deque[float] = collections.deque(maxlen=1000)
         self.apply_seconds = 0.0  # time the views spent drawing snapshots
         self.last_snapshot: Snapshot | None = None
+        self.fallback = StaticFallback()  # the picture a notebook keeps for readers without a kernel
         self._datasets: dict[str, Dataset] = {}
         if dataset is not None:
             self._datasets[_dataset_key(config)] = dataset
@@ -76,7 +78,7 @@ class Explorer:
             control.observe(self._on_setting, names="value")
         self._editor_box, self._views_box = widgets.Box(), widgets.VBox()
         self.tabs = widgets.Tab([self.panel.widget, self._editor_box], titles=("Train", "Prior"),
-                                layout={"width": "470px"})
+                                layout={"width": "410px"})
         self.widget = self._views_box
         self._use(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
         self._closed = threading.Event()
@@ -105,7 +107,7 @@ class Explorer:
         from IPython.display import display
 
         display(bokehjs_loader())  # before the first Bokeh view: BokehJS, offline
-        display(self.widget)
+        self.fallback.display(self.widget, self.last_snapshot or self.background.publish().result(timeout=30))
 
     # ------------------------------------------------------------------ runs
 
@@ -206,6 +208,7 @@ class Explorer:
             self.latent.update(snapshot)
             self.lps.update(snapshot)
             self.traversals.update(snapshot)
+            self.fallback.update(snapshot)
             self.last_snapshot = snapshot
             now = time.perf_counter()
             self.apply_seconds += now - started
