@@ -67,7 +67,9 @@ def covariance(ax: Axes, codes: np.ndarray, title: str = "covariance") -> None:
 
 
 def marginal(ax: Axes, values: np.ndarray, prior: Prior, i: int, reference: np.ndarray) -> None:
-    """Histogram of one code dimension against the prior's marginal density (or its samples' histogram)."""
+    """Histogram of one code dimension against the prior's marginal density (or its samples' density)."""
+    from matplotlib.ticker import MaxNLocator
+
     low, high = np.percentile(np.concatenate([values, reference[:, i]]), [0.5, 99.5])
     x = np.linspace(low, high, 200)
     ax.hist(values, bins=40, range=(low, high), density=True, color=CODE_COLOR, alpha=0.7, label="codes")
@@ -77,6 +79,7 @@ def marginal(ax: Axes, values: np.ndarray, prior: Prior, i: int, reference: np.n
         pdf = sample_density(reference[:, i], x)
     ax.plot(x, pdf, color=PRIOR_LINE, lw=1.2, label="prior")
     ax.tick_params(labelsize=FONT)
+    ax.xaxis.set_major_locator(MaxNLocator(3))  # room for FONT-sized labels in a narrow panel
     ax.set_yticks([])
 
 
@@ -103,7 +106,8 @@ def models_figure(codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
     """Figure 1 for several models, one row each: covariance heat map, then every marginal against the prior."""
     plt = _pyplot()
     d = next(iter(codes.values())).shape[1]
-    fig = plt.figure(figsize=(3.2 + 1.35 * d, 0.4 + 1.6 * len(codes)), layout="constrained", dpi=DPI)
+    # about 11 in for 12 dimensions: GitHub shows it at about 1,000 px, where FONT stays legible
+    fig = plt.figure(figsize=(3.0 + 0.72 * d, 0.4 + 1.5 * len(codes)), layout="constrained", dpi=DPI)
     grid = fig.add_gridspec(len(codes), d + 2)
     reference = prior_sample(prior)
     for row, (label, z) in enumerate(codes.items()):
@@ -130,7 +134,7 @@ def most_dependent_pair(codes: np.ndarray) -> tuple[int, int]:
 def pairs_figure(codes: Mapping[str, np.ndarray], prior: Prior, n: int = 2000) -> Figure:
     """Per model, its most dependent pair of dimensions: ``n`` codes (blue) over as many prior samples (grey)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(codes), figsize=(2.9 * len(codes), 3.2), layout="constrained", squeeze=False,
+    fig, axes = plt.subplots(1, len(codes), figsize=(2.3 * len(codes), 2.8), layout="constrained", squeeze=False,
                              dpi=DPI)
     reference = prior_sample(prior, n)
     for ax, (label, z) in zip(axes[0], codes.items(), strict=True):

@@ -111,7 +111,7 @@ def test_marginals_draw_the_prior_as_a_line_and_the_covariance_prints_its_number
     structure.update(snapshot(codes, prior=rng.standard_normal((2000, 12))))
     y = np.asarray(structure.marginal_sources[0][1].data["y"])
     assert np.abs(np.diff(y, 2)).max() < 0.01 and y.max() == pytest.approx(0.4, abs=0.05)  # a smooth N(0, 1)
-    assert "codes" in structure.legend.text and "prior density" in structure.legend.text
+    assert "codes" in structure.legend.value and "prior density" in structure.legend.value
     texts = structure.cov_source.data["text"]
     assert all(texts) and "-0.0" not in texts and texts[1] == "1.0"  # cov(z0, z1), one decimal at d = 12
     assert isinstance(structure.cov_bar, ColorBar) and structure.cov_bar in structure.covariance.right
@@ -141,7 +141,8 @@ def test_traversal_rows_and_columns_are_labelled():
 def test_lps_over_training_starts_at_step_zero_with_whole_steps():
     view = LPSView(3)
     view.update(dataclasses.replace(snapshot(np.zeros((10, 3))), lps=np.array([0.1, 0.2, 0.3]), lps_step=10_000))
-    assert view.history.x_range.start == 0 and view.history.xaxis[0].ticker.min_interval == 1
+    assert (view.history.x_range.start, view.history.x_range.end) == (0, 10_500)
+    assert view.history.xaxis[0].ticker.min_interval == 1
     assert view.history.yaxis[0].axis_label == "LPS (mean R²)" and view.bars.xaxis[0].axis_label == "dimension"
     assert view.history_source.data["step"] == [10_000]
 
@@ -153,3 +154,14 @@ def test_loss_curves_have_axis_titles_and_log_axes_without_a_bar_of_minor_ticks(
     assert recon.xaxis[0].formatter.format == "0a"  # 10k, not 10000 merging with its neighbours
     mmd = loss_figure(ColumnDataSource({"step": [], "mmd": []}), "mmd", "#000")
     assert isinstance(mmd.y_scale, LinearScale)
+
+
+def test_a_view_appearing_late_gets_the_document_as_it_is_then():
+    """Patches sent before a browser view exists are lost: when one appears, the whole document is sent again."""
+    structure = StructureView(2)
+    pane = structure.widget.children[1]
+    first = pane.render_bundle
+    structure.update(snapshot(np.random.default_rng(0).standard_normal((100, 2)) * 0.02))
+    assert pane.render_bundle == first  # changes travel as patches, which a view not yet shown never sees
+    pane._view_count = 1  # what the front end reports when the view appears
+    assert "1e-4" not in str(first) and "1e-4" in str(pane.render_bundle)  # the colour bar's unit, now

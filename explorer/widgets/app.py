@@ -104,10 +104,8 @@ class Explorer:
         return cls(trainer=Trainer.from_weights(path, out), **kwargs)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(bokehjs_loader())  # before the first Bokeh view: BokehJS, offline
-        self.fallback.display(self.widget, self.last_snapshot or self.background.publish().result(timeout=30))
+        shown = [bokehjs_loader(), self.widget]  # BokehJS (offline) before the first Bokeh view
+        self.fallback.display(shown, self.last_snapshot or self.background.publish().result(timeout=30))
 
     # ------------------------------------------------------------------ runs
 

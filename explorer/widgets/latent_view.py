@@ -9,15 +9,15 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
-from bokeh.events import Tap
+from bokeh.events import DoubleTap, Tap
 from bokeh.models import ColorBar, ColumnDataSource, CustomJS, Legend, LinearColorMapper
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.extras import require
 from explorer.live import Probe, Snapshot
 from explorer.style import CODE_COLOR, PRIOR_COLOR
+from explorer.widgets.bokehjs import BokehPane
 from explorer.widgets.structure_view import StructureView
 
 PROJECTIONS = ("pair", "PCA", "UMAP")
@@ -111,13 +111,14 @@ class LatentView:
                                        label_text_font_size="9pt"), "below")
         self.colour_bar = ColorBar(color_mapper=self.mapper, width=10, padding=4)
         self.scatter.add_layout(self.colour_bar, "right")
-        self.scatter.js_on_event(Tap, CustomJS(args={"source": self.tap_source},
-                                               code="source.data = {x: [cb_obj.x], y: [cb_obj.y]}"))
+        tapped = CustomJS(args={"source": self.tap_source}, code="source.data = {x: [cb_obj.x], y: [cb_obj.y]}")
+        for event in (Tap, DoubleTap):  # Bokeh reports a quick second click as a double tap
+            self.scatter.js_on_event(event, tapped)
         self.tap_source.on_change("data", self._tapped)
 
-        self.structure_view = StructureView(latent_dim)
+        self.structure_view = StructureView(latent_dim, lock)
         self.structure = self.structure_view.widget
-        self.plots = BokehModel(self.scatter)
+        self.plots = BokehPane(self.scatter, lock)
         self.plots.add_class("explorer-latent")
         controls = widgets.VBox([self.projection, widgets.HBox([self.x_dim, self.y_dim, self.colour]),
                                  self.clear_button])

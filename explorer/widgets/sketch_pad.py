@@ -4,7 +4,8 @@ The axes stay where they are while the user draws (a stroke is read in the coord
 move only when asked (`SketchPad.show` with ``fit``, the Reset view button). Two gaps of Bokeh's own tools are
 filled in the browser: a stroke that starts after a hold (Bokeh turns a 300 ms hold into a "press", after which
 its freehand tool ignores the motion) is drawn from the press and mouse-move events, and a click always places a
-point (Bokeh's point tool takes a click near an existing point, or a quick second click, for a selection).
+point (Bokeh's point tool takes a click near an existing point for a selection, and Bokeh reports a quick
+second click as a double tap).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import torch
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, CustomJS, FreehandDrawTool, PointDrawTool, Range1d
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.figures import sample_density
 from explorer.priors import Prior
 from explorer.style import DRAW_COLOR, PRIOR_COLOR, PRIOR_LINE
+from explorer.widgets.bokehjs import BokehPane
 
 BINS = 40
 GRID = 200
@@ -43,7 +44,7 @@ if (cb_obj.event_name === "press") {
   source.change.emit()  // redraw only; the stroke reaches the kernel at press-up
 } else if (source._held && cb_obj.event_name === "pressup") {
   source._held = false
-  source.data = {xs: [...data.xs], ys: [...data.ys]}
+  source.setv({data: {xs: data.xs, ys: data.ys}}, {check_eq: false})  // changed in place: equal to itself
 }
 """
 TAP_POINT = """
@@ -123,14 +124,16 @@ class SketchPad:
             points = self.pair.scatter("x", "y", source=self.points_source, color=DRAW_COLOR, size=8)
             draw_points = PointDrawTool(renderers=[points], add=False, description="Place points (drag to move)")
             self.pair.add_tools(draw_points)
-            self.pair.js_on_event("tap", CustomJS(args={"source": self.points_source, "plot": self.pair,
-                                                        "px": POINT_PX}, code=TAP_POINT))
+            place = CustomJS(args={"source": self.points_source, "plot": self.pair, "px": POINT_PX}, code=TAP_POINT)
+            for event in ("tap", "doubletap"):  # a quick second click is a "doubletap" to Bokeh, not a "tap"
+                self.pair.js_on_event(event, place)
             self._tools.append(_freehand(self.pair, self.strokes_source, "Draw strokes"))
             self.pair.toolbar.active_drag = draw_points
             self.points_source.on_change("data", self._changed(on_points))
             self.strokes_source.on_change("data", self._changed(on_points))
             plots.append(self.pair)
-        self.widget = BokehModel(column(plots))
+        self.widget = BokehPane(column(plots))
+        self.widget.add_class("explorer-sketch")
 
         self.mode = widgets.ToggleButtons(options=list(MODES), value="replace", description="strokes",
                                           tooltips=["a new stroke replaces the drawing", "strokes add up"],

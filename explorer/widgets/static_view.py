@@ -105,11 +105,12 @@ class StaticFallback:
         self._handle: Any = None
         self._state: str | None = None
 
-    def display(self, widget: widgets.Widget, snapshot: Snapshot) -> None:
+    def display(self, shown: list[widgets.Widget], snapshot: Snapshot) -> None:
+        """Display each widget of ``shown``, then the picture of ``snapshot``."""
         from IPython.display import display
 
-        # the widgets without their text/plain repr, which a renderer without a kernel would print instead
-        display({WIDGET_VIEW: widget._repr_mimebundle_()[WIDGET_VIEW]}, raw=True)
+        for widget in shown:  # without their text/plain repr, which a renderer without a kernel would print
+            display({WIDGET_VIEW: widget._repr_mimebundle_()[WIDGET_VIEW]}, raw=True)
         self._state = snapshot.state
         self._handle = display(fallback_bundle(snapshot), raw=True, display_id=True)
 

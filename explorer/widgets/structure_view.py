@@ -3,15 +3,18 @@ and the covariance matrix of the codes as a heat map with a colour bar, in the c
 
 from __future__ import annotations
 
+import threading
+
+import ipywidgets as widgets
 import numpy as np
-from bokeh.layouts import column, gridplot, row
-from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, Div, LinearColorMapper
+from bokeh.layouts import gridplot, row
+from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, LinearColorMapper
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.figures import sample_density
 from explorer.live import Snapshot
 from explorer.style import CODE_COLOR, DIVERGING, PRIOR_LINE
+from explorer.widgets.bokehjs import BokehPane
 
 BINS = 30
 GRID = 120
@@ -34,7 +37,7 @@ class StructureView:
     ``cov_source``: one row per cell (``i``, ``j``, ``value``, ``text``, ``ink``); ``cov_bar``: its colour bar.
     """
 
-    def __init__(self, latent_dim: int) -> None:
+    def __init__(self, latent_dim: int, lock: threading.RLock | None = None) -> None:
         self.marginal_sources = []
         marginals = []
         width = 125 if latent_dim > 2 else 160
@@ -49,7 +52,8 @@ class StructureView:
             fig.line("x", "y", source=prior, color=PRIOR_LINE, line_width=1.5)
             self.marginal_sources.append((codes, prior))
             marginals.append(fig)
-        self.legend = Div(text=f"<b>Marginals</b>: <span style='color:{CODE_COLOR}'>&#9632;</span> codes &nbsp; "
+        # an HTML line, not a Bokeh Div: the BokehJS that `bokehjs_loader` ships has no widget models
+        self.legend = widgets.HTML(f"<b>Marginals</b>: <span style='color:{CODE_COLOR}'>&#9632;</span> codes &nbsp; "
                                f"<span style='color:{PRIOR_LINE}'>&#8212;</span> prior density "
                                "(kernel estimate from the prior sample)")
 
@@ -67,7 +71,7 @@ class StructureView:
                                 title="cov", padding=4)
         self.covariance.add_layout(self.cov_bar, "right")
         grid = gridplot(marginals, ncols=min(latent_dim, MARGINAL_COLUMNS), toolbar_location=None)
-        self.widget = BokehModel(row(column(self.legend, grid), self.covariance))
+        self.widget = widgets.VBox([self.legend, BokehPane(row(grid, self.covariance), lock)])
 
     def update(self, snapshot: Snapshot) -> None:
         self._draw_marginals(snapshot.codes, snapshot.prior_sample)

@@ -13,11 +13,11 @@ from bokeh.layouts import gridplot
 from bokeh.models import BasicTicker, ColumnDataSource, LogTicker, NumeralTickFormatter
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.live import Snapshot
 from explorer.objectives import OBJECTIVES
 from explorer.training import TrainConfig
+from explorer.widgets.bokehjs import BokehPane
 
 DATASET_CHOICES: dict[str, tuple[str, dict[str, Any]]] = {
     "shapes 32x32": ("shapes", {"size": 32}),
@@ -118,7 +118,8 @@ class TrainingPanel:
         self.set_state("idle")
         settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
                                  self.batch_size, self.steps, self.out])
-        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save])
+        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save],
+                               layout={"flex_flow": "row wrap"})  # whole labels, on two lines if need be
         self.widget = widgets.VBox([settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
                                     self.losses])
 
@@ -182,5 +183,5 @@ class TrainingPanel:
             self._loss_source = ColumnDataSource({"step": [], **{t: [] for t in terms}})
             figures = [loss_figure(self._loss_source, term, colour)
                        for term, colour in zip(terms, Category10_10, strict=False)]
-            self.losses.children = [BokehModel(gridplot(figures, ncols=2, toolbar_location=None))]
+            self.losses.children = [BokehPane(gridplot(figures, ncols=2, toolbar_location=None))]
         self._loss_source.data = {"step": snapshot.history_steps, **snapshot.history}
