@@ -222,4 +222,5 @@ def test_a_click_near_a_code_shows_its_traversals(explorer_page):
     assert selected >= 0, "a click beside a code selected nothing"
     page.wait_for_function(f"() => document.body.innerText.includes('Traversals from probe image {selected:.0f}')",
                            timeout=20_000, polling=250)
-    page.screenshot(path=str(ARTIFACTS / "explorer-selected.png"))
+    explorer_output = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first
+    explorer_output.screenshot(path=str(ARTIFACTS / "explorer-selected.png"))
