@@ -238,9 +238,10 @@ def test_umap_runs_off_the_ui_path_and_then_fills_the_scatter(app):
     assert time.perf_counter() - started < 1.0  # the callback only submits the embedding
     assert "computing" in app.latent.note.value
     wait_until(lambda: app.latent._umap_result is not None, timeout=240)
-    wait_until(lambda: app.latent.scatter.xaxis[0].axis_label.startswith("UMAP 1 (step"), timeout=10)
+    wait_until(lambda: len(app.latent.code_source.data["x"]) == 256, timeout=10)
+    assert app.latent.scatter.xaxis[0].axis_label.startswith("UMAP 1 (step")
     x = np.asarray(app.latent.code_source.data["x"])
-    assert len(x) == 256 and np.isfinite(x).all()
+    assert np.isfinite(x).all()
     assert not np.allclose(x, app.last_snapshot.codes[:, 0])  # an embedding, not the first coordinate
 
 
