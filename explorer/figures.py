@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from explorer.style import CODE_COLOR, DIVERGING, PRIOR_COLOR, PRIOR_LINE
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -19,12 +21,31 @@ if TYPE_CHECKING:
     from explorer.priors import Prior
 
 REFERENCE_N = 20_000  # prior samples that set the histogram range and stand in for a density without closed form
+DPI = 120  # stored figures read on GitHub at this resolution, with fonts of at least FONT points
+FONT = 9
 
 
 def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def sample_density(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density of 1-D ``samples`` on ``grid`` (Scott's bandwidth): a smooth line where a
+    prior has no closed-form density, instead of a noisy histogram."""
+    samples = np.asarray(samples, dtype=np.float64)
+    spread = float(samples.std()) or 1.0
+    h = spread * len(samples) ** (-1 / 5)
+    u = (np.asarray(grid, dtype=np.float64)[:, None] - samples[None, :]) / h
+    return np.exp(-0.5 * u**2).sum(1) / (len(samples) * h * np.sqrt(2 * np.pi))
+
+
+def diverging_cmap():
+    """`explorer.style.DIVERGING` as a matplotlib colormap (red is positive)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("explorer-diverging", DIVERGING)
 
 
 def prior_sample(prior: Prior, n: int = REFERENCE_N) -> np.ndarray:
@@ -36,23 +57,29 @@ def covariance(ax: Axes, codes: np.ndarray, title: str = "covariance") -> None:
     """Heat map of the codes' covariance matrix, symmetric colour scale around 0."""
     cov = np.cov(codes, rowvar=False)
     scale = float(np.abs(cov).max()) or 1.0
-    image = ax.imshow(cov, cmap="RdBu_r", vmin=-scale, vmax=scale)
-    ax.figure.colorbar(image, ax=ax, shrink=0.7)
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    image = ax.imshow(cov, cmap=diverging_cmap(), vmin=-scale, vmax=scale)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=FONT)
+    ax.set_title(title, fontsize=FONT + 1)
+    d = cov.shape[0]
+    names = [f"z{i}" for i in range(d)] if d <= 8 else []  # beyond 8 the names crowd each other
+    ax.set_xticks(range(len(names)), names, fontsize=FONT)
+    ax.set_yticks(range(len(names)), names, fontsize=FONT)
 
 
 def marginal(ax: Axes, values: np.ndarray, prior: Prior, i: int, reference: np.ndarray) -> None:
-    """Histogram of one code dimension against the prior's marginal density (or its samples' histogram)."""
+    """Histogram of one code dimension against the prior's marginal density (or its samples' density)."""
+    from matplotlib.ticker import MaxNLocator
+
     low, high = np.percentile(np.concatenate([values, reference[:, i]]), [0.5, 99.5])
     x = np.linspace(low, high, 200)
-    ax.hist(values, bins=40, range=(low, high), density=True, color="#1f77b4", alpha=0.7)
+    ax.hist(values, bins=40, range=(low, high), density=True, color=CODE_COLOR, alpha=0.7, label="codes")
     try:
-        ax.plot(x, prior.marginal_pdf(i, torch.from_numpy(x)).numpy(), color="black", lw=1)
-    except NotImplementedError:  # e.g. an Empirical prior
-        ax.hist(reference[:, i], bins=40, range=(low, high), density=True, histtype="step", color="black")
-    ax.tick_params(labelsize=6)
+        pdf = prior.marginal_pdf(i, torch.from_numpy(x)).numpy()
+    except NotImplementedError:  # e.g. an Empirical prior: the density of its samples
+        pdf = sample_density(reference[:, i], x)
+    ax.plot(x, pdf, color=PRIOR_LINE, lw=1.2, label="prior")
+    ax.tick_params(labelsize=FONT)
+    ax.xaxis.set_major_locator(MaxNLocator(3))  # room for FONT-sized labels in a narrow panel
     ax.set_yticks([])
 
 
@@ -62,14 +89,15 @@ def codes_figure(codes: np.ndarray, prior: Prior, title: str) -> Figure:
     d = codes.shape[1]
     cols = min(d, 6)
     rows = math.ceil(d / cols)
-    fig = plt.figure(figsize=(3 + 1.8 * cols, max(3.0, 1.6 * rows)), layout="constrained")
+    fig = plt.figure(figsize=(3 + 1.8 * cols, max(3.0, 1.6 * rows)), layout="constrained", dpi=DPI)
     grid = fig.add_gridspec(rows, cols + 2)
     covariance(fig.add_subplot(grid[:, :2]), codes)
     reference = prior_sample(prior)
     for i in range(d):
         ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
         marginal(ax, codes[:, i], prior, i, reference)
-        ax.set_title(f"z{i}", fontsize=8)
+        ax.set_title(f"z{i}", fontsize=FONT + 1)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=FONT, frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -78,7 +106,8 @@ def models_figure(codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
     """Figure 1 for several models, one row each: covariance heat map, then every marginal against the prior."""
     plt = _pyplot()
     d = next(iter(codes.values())).shape[1]
-    fig = plt.figure(figsize=(2.6 + 1.1 * d, 1.45 * len(codes)), layout="constrained")
+    # about 11 in for 12 dimensions: GitHub shows it at about 1,000 px, where FONT stays legible
+    fig = plt.figure(figsize=(3.0 + 0.72 * d, 0.4 + 1.5 * len(codes)), layout="constrained", dpi=DPI)
     grid = fig.add_gridspec(len(codes), d + 2)
     reference = prior_sample(prior)
     for row, (label, z) in enumerate(codes.items()):
@@ -87,7 +116,8 @@ def models_figure(codes: Mapping[str, np.ndarray], prior: Prior) -> Figure:
             ax = fig.add_subplot(grid[row, 2 + i])
             marginal(ax, z[:, i], prior, i, reference)
             if row == 0:
-                ax.set_title(f"z{i}", fontsize=8)
+                ax.set_title(f"z{i}", fontsize=FONT + 1)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=FONT, frameon=False)
     return fig
 
 
@@ -104,36 +134,39 @@ def most_dependent_pair(codes: np.ndarray) -> tuple[int, int]:
 def pairs_figure(codes: Mapping[str, np.ndarray], prior: Prior, n: int = 2000) -> Figure:
     """Per model, its most dependent pair of dimensions: ``n`` codes (blue) over as many prior samples (grey)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(codes), figsize=(2.8 * len(codes), 3.0), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, len(codes), figsize=(2.3 * len(codes), 2.8), layout="constrained", squeeze=False,
+                             dpi=DPI)
     reference = prior_sample(prior, n)
     for ax, (label, z) in zip(axes[0], codes.items(), strict=True):
         i, j = most_dependent_pair(z)
-        ax.scatter(reference[:, i], reference[:, j], s=2, color="0.75", label="prior")
-        ax.scatter(z[:n, i], z[:n, j], s=2, color="#1f77b4", alpha=0.5, label="codes")
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel(f"z{i}", fontsize=8)
-        ax.set_ylabel(f"z{j}", fontsize=8)
-        ax.tick_params(labelsize=6)
-    axes[0][0].legend(fontsize=7, markerscale=4, loc="upper left")
+        ax.scatter(reference[:, i], reference[:, j], s=2, color=PRIOR_COLOR, alpha=0.5, label="prior")
+        ax.scatter(z[:n, i], z[:n, j], s=2, color=CODE_COLOR, alpha=0.5, label="codes")
+        ax.set_title(label, fontsize=FONT + 1)
+        ax.set_xlabel(f"z{i}", fontsize=FONT)
+        ax.set_ylabel(f"z{j}", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=FONT,
+               markerscale=4, frameon=False)
     return fig
 
 
 def traversals_figure(models: Mapping[str, TrainedModel], codes: Mapping[str, np.ndarray]) -> Figure:
     """Per model, its decoded traversals side by side: row i varies z_i over the quantiles of the model's prior
     (N(0, 1) if it has none), the other dimensions held at the code of the first image (``codes[label][0]``)."""
-    from explorer.live import traversal_grid, traversal_values
+    from explorer.live import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
     from explorer.priors import standard_normal
 
     plt = _pyplot()
     most = max(trained.latent_dim for trained in models.values())
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * most + 0.6), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * most + 0.8), layout="constrained",
+                             squeeze=False, dpi=DPI)
     for ax, (label, trained) in zip(axes[0], models.items(), strict=True):
         values = traversal_values(prior_sample(trained.prior or standard_normal(trained.latent_dim)))
         grid = traversal_grid(trained.model, torch.from_numpy(codes[label][0]), values)  # [d, k, H, W, C]
         d, k, h, w, c = grid.shape
         ax.imshow(grid.transpose(0, 2, 1, 3, 4).reshape(d * h, k * w, c).squeeze(), cmap="gray", vmin=0, vmax=255)
-        ax.set_yticks([h * (i + 0.5) for i in range(d)], [f"z{i}" for i in range(d)], fontsize=8)
-        ax.set_xticks([])
-        ax.set_title(label, fontsize=9)
+        ax.set_yticks([h * (i + 0.5) for i in range(d)], [f"z{i}" for i in range(d)], fontsize=FONT)
+        ax.set_xticks([w * (j + 0.5) for j in range(k)], [f"{q:.0%}" for q in TRAVERSAL_QUANTILES], fontsize=FONT)
+        ax.set_xlabel("prior quantile of z_i", fontsize=FONT)
+        ax.set_title(label, fontsize=FONT + 1)
     return fig

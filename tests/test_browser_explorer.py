@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.jupyter_browser import guard_network, headless_chromium, require_browser, run_all_cells, running_jupyterlab
@@ -168,3 +169,124 @@ def follow_a_command_line_run(page, run: Path) -> None:
     out = run_code(page, "writer.terminate(); followed.close(); shipped.close(); print(writer.wait())",
                    timeout_ms=120_000)
     assert out.strip() in ("-15", "0")
+
+
+# ---------------------------------------------------------------------- the sketch pad and the views, at 1,024 px
+
+EXPLORER_CELL = "import explorer\n\napp = explorer.Explorer()\napp"  # the explorer cell of notebook 02
+
+
+@pytest.fixture(scope="module")
+def explorer_page(tmp_path_factory):
+    """JupyterLab at 1,024 px wide with notebook 02's explorer cell run; the page, shared by the tests below."""
+    require_browser()
+    import nbformat
+
+    root = tmp_path_factory.mktemp("views")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(EXPLORER_CELL)]), root / "views.ipynb")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_jupyterlab(root) as server, headless_chromium() as browser:
+        context = browser.new_context(viewport={"width": 1024, "height": 1600})
+        network = guard_network(context)
+        page = context.new_page()
+        run_all_cells(page, server.base_url, server.token, "views.ipynb", timeout_s=180)
+        page.locator(".explorer-latent .bk-Canvas").first.wait_for(state="visible", timeout=60_000)
+        page.keyboard.press("Control+b")  # the left sidebar closed, as on a 1,024 px screen
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "explorer-1024.png"))
+        yield page
+        assert network.non_local() == [], network.non_local()
+        context.close()
+
+
+def kernel_values(page, expression: str) -> list[float]:
+    """The numbers of ``expression`` (a sequence of numbers), as the kernel prints them."""
+    return [float(v) for v in run_code(page, f"print(*({expression}))").split()]
+
+
+def stroke(page, canvas, points: list[tuple[float, float]], hold_ms: int = 0) -> None:
+    """Drag through ``points`` (fractions of the canvas box), optionally holding still first."""
+    canvas.scroll_into_view_if_needed()  # a cell run since (`run_code`) scrolls the notebook away
+    box = canvas.bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    page.wait_for_timeout(hold_ms)
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+@pytest.mark.browser
+def test_three_strokes_on_the_sketch_pad_keep_the_prior_where_they_were_drawn(explorer_page):
+    page = explorer_page
+    widget_tab(page, "Prior").click()
+    page.locator(".widget-dropdown", has_text="family").locator("select").select_option(
+        label="Sketched density (draw it)")
+    pad = page.locator(".explorer-sketch .bk-Canvas").first
+    pad.wait_for(state="visible", timeout=20_000)
+    view = kernel_values(page, "(lambda r: (r.start, r.end))(app.editor.pad.density.x_range)")
+    bump = [(0.5, 0.7), (0.6, 0.35), (0.7, 0.25), (0.8, 0.35), (0.9, 0.7)]  # inside the frame, right half
+    stroke(page, pad, [(x - 0.35, y) for x, y in bump])
+    stroke(page, pad, [(x - 0.2, y) for x, y in bump], hold_ms=450)  # after a hold: Bokeh's "press"
+    stroke(page, pad, bump)
+    page.wait_for_timeout(1000)
+    pad.screenshot(path=str(ARTIFACTS / "sketch-1d.png"))
+    after = kernel_values(page, "(lambda r: (r.start, r.end))(app.editor.pad.density.x_range)")
+    assert after == view, "the axes moved while drawing"
+    low, high, drawn_low, drawn_high, strokes = kernel_values(
+        page, "[*(lambda z: (float(z.min()), float(z.max())))(app.editor.prior.sample(5000)[:, 0]), "
+              "*(lambda x: (x.min(), x.max()))(app.editor.pad.curve()[0]), "
+              "len(app.editor.pad.curve_source.data['xs'])]")
+    width = view[1] - view[0]
+    assert strokes == 1  # replace mode: the last stroke is the density
+    assert drawn_low > view[0] + 0.3 * width and drawn_high - drawn_low > 0.25 * width  # drawn where it was drawn
+    assert abs(low - drawn_low) < 0.05 * width and abs(high - drawn_high) < 0.05 * width  # and the prior with it
+
+
+@pytest.mark.browser
+def test_points_placed_on_a_ring_preview_a_ring(explorer_page):
+    page = explorer_page
+    widget_tab(page, "Prior").click()
+    pair = page.locator(".explorer-sketch .bk-Canvas").nth(1)
+    pair.wait_for(state="visible", timeout=20_000)
+    pair.scroll_into_view_if_needed()
+    box = pair.bounding_box()
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for angle in np.linspace(0, 2 * np.pi, 12, endpoint=False):  # quick clicks, as a person places them
+        page.mouse.click(centre[0] + 90 * np.cos(angle), centre[1] + 90 * np.sin(angle))
+    page.wait_for_timeout(500)
+    widget_button(page, "Use drawn points").click()
+    page.wait_for_timeout(1500)
+    pair.screenshot(path=str(ARTIFACTS / "sketch-ring.png"))
+    n, spread = kernel_values(page, "[len(app.editor.pad.points_source.data['x']), (lambda r: float(r.std() / "
+                                    "r.mean()))(app.editor.prior.sample(5000)[:, :2].norm(dim=1))]")
+    assert n == 12, f"{12 - n} of 12 clicks placed no point"
+    assert spread < 0.25, "the preview is not a ring"
+
+
+@pytest.mark.browser
+def test_a_click_near_a_code_shows_its_traversals(explorer_page):
+    import io
+
+    from PIL import Image
+
+    page = explorer_page
+    widget_tab(page, "Train").click()
+    page.locator(".widget-dropdown", has_text="colour").locator("select").select_option("none")
+    scatter = page.locator(".explorer-latent .bk-Canvas").first
+    scatter.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    pixels = np.asarray(Image.open(io.BytesIO(scatter.screenshot())).convert("RGB")).astype(int)
+    ys, xs = np.nonzero(np.abs(pixels - [31, 119, 180]).sum(-1) < 60)  # the codes' colour, as a person sees it
+    assert len(xs), "no code is drawn"
+    box = scatter.bounding_box()
+    x, y = float(xs[len(xs) // 2]), float(ys[len(ys) // 2])
+    page.mouse.click(box["x"] + x + 7, box["y"] + y)  # beside a code, not on it
+    page.wait_for_timeout(1500)
+    (selected,) = kernel_values(page, "[-1 if app.latent.selected is None else app.latent.selected]")
+    assert selected >= 0, "a click beside a code selected nothing"
+    page.wait_for_function(f"() => document.body.innerText.includes('Traversals from probe image {selected:.0f}')",
+                           timeout=20_000, polling=250)
+    explorer_output = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first
+    explorer_output.screenshot(path=str(ARTIFACTS / "explorer-selected.png"))

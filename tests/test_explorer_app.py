@@ -52,7 +52,7 @@ def test_opens_showing_the_untrained_model(app):
     assert len(app.latent.marginal_sources) == 3
     assert len(app.latent.cov_source.data["value"]) == 9
     png = Image.open(io.BytesIO(app.traversals.image.value))
-    assert png.size == ((7 + 2) * (8 + 2) * 6 + 4 * 6, 3 * (8 + 2) * 6)  # 3 rows of 2 + 7 tiles, 8 px scaled 6x
+    assert png.size[1] == 20 + 3 * (8 + 2) * 6  # a row of labels, 3 rows of 8 px tiles scaled 6x
     assert "step 0 / 150" in app.panel.stats.value
     assert not app.panel.start.disabled and app.panel.pause.disabled and app.panel.stop.disabled
 
@@ -162,10 +162,15 @@ def test_changing_the_latent_size_starts_a_new_run_with_matching_views(app):
     assert len(app.latent.marginal_sources) == 4 and app.last_snapshot.codes.shape[1] == 4
 
 
-def test_clicking_a_code_shows_its_traversals(app):
-    app.latent.code_source.selected.indices = [7]
+def test_tapping_near_a_code_shows_its_traversals_and_clear_goes_back(app):
+    codes = app.last_snapshot.codes
+    app.latent.tap_source.data = {"x": [float(codes[7, 0]) + 1e-4], "y": [float(codes[7, 1])]}
+    chosen = app.latent.selected  # code 7, or one drawn on top of it
+    assert np.allclose(codes[chosen, :2], codes[7, :2], atol=1e-3)
     snapshot = app.refresh(timeout=5)
-    assert snapshot.selected == 7 and "probe image 7" in app.traversals.title.value
+    assert snapshot.selected == chosen and f"probe image {chosen}" in app.traversals.title.value
+    app.latent.clear_button.click()
+    assert app.refresh(timeout=5).selected == 0 and app.latent.selected_source.data["x"] == []
 
 
 def test_colour_and_projection_controls_redraw_the_scatter(app):
@@ -258,9 +263,10 @@ def test_umap_runs_off_the_ui_path_and_then_fills_the_scatter(app):
     assert time.perf_counter() - started < 1.0  # the callback only submits the embedding
     assert "computing" in app.latent.note.value
     wait_until(lambda: app.latent._umap_result is not None, timeout=240)
-    wait_until(lambda: app.latent.note.value.startswith("UMAP of step"), timeout=10)
+    wait_until(lambda: len(app.latent.code_source.data["x"]) == 256, timeout=10)
+    assert app.latent.scatter.xaxis[0].axis_label.startswith("UMAP 1 (step")
     x = np.asarray(app.latent.code_source.data["x"])
-    assert len(x) == 256 and np.isfinite(x).all()
+    assert np.isfinite(x).all()
     assert not np.allclose(x, app.last_snapshot.codes[:, 0])  # an embedding, not the first coordinate
 
 

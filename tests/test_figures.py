@@ -35,11 +35,26 @@ def test_models_figure_has_a_covariance_and_a_marginal_per_dimension_for_each_mo
     assert len(density_lines) == 6  # the prior's N(0, 1) curve over every marginal
 
 
-def test_a_prior_without_a_density_is_drawn_from_its_samples():
+def test_a_prior_without_a_density_is_drawn_as_the_density_of_its_samples():
     codes = np.random.default_rng(1).standard_normal((300, 2))
     fig = figures.codes_figure(codes, Empirical(torch.from_numpy(codes)), "copy")
     marginals = [ax for ax in fig.axes if not ax.images and ax.patches]
-    assert len(marginals) == 2 and not any(ax.lines for ax in marginals)
+    assert len(marginals) == 2 and all(len(ax.lines) == 1 for ax in marginals)
+    x, y = marginals[0].lines[0].get_data()
+    assert np.trapezoid(y, x) == pytest.approx(0.99, abs=0.02)  # a density, not counts
+    assert np.abs(np.diff(y, 2)).max() < 0.01  # a smooth line, not a step histogram
+
+
+def test_figures_read_on_github_and_positive_covariance_is_red():
+    codes = np.random.default_rng(0).multivariate_normal([0, 0], [[1, 0.9], [0.9, 1]], 2000)
+    fig = figures.codes_figure(codes, standard_normal(2), "correlated")
+    assert fig.dpi >= 110
+    sizes = [t.get_fontsize() for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert min(sizes) >= 9
+    (image,) = [im for ax in fig.axes for im in ax.images]
+    red, _, blue, _ = image.cmap(image.norm(0.9))
+    assert red > 0.5 and blue < red / 2
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["codes", "prior"]
 
 
 def test_traversals_figure_tiles_one_row_per_dimension_over_the_models_prior(tmp_path):

@@ -167,16 +167,20 @@ def test_set_prior_keeps_blocks_the_controls_cannot_show(editor):
     with pytest.raises(ValueError, match="dim 3"):
         editor.set_prior(Gaussian(2))
     empirical = Product([([0], Empirical([[0.0], [1.0]])), ([1, 2], Gaussian(2))])
-    editor.set_prior(empirical)  # no density to overlay: the preview shows the histogram only
+    editor.set_prior(empirical)  # no closed-form density: the preview draws the density of its samples
     editor.dim_select.value = 0
-    assert len(editor.pad.pdf_source.data["y"]) == 0 and len(editor.pad.hist_source.data["top"]) > 0
+    assert len(editor.pad.pdf_source.data["y"]) > 0 and len(editor.pad.hist_source.data["top"]) > 0
 
 
 def test_drawn_density_curve_becomes_a_sketched_dimension(editor):
     editor.dim_select.value = 1
-    editor.family_select.value = "sketched_density"  # nothing drawn yet
-    assert "z1: SketchedDensity: draw a density curve" in shown(editor)
-    assert editor.prior == Gaussian(3) and editor.calls == []
+    editor.family_select.value = "sketched_density"  # nothing drawn yet: the curve starts from z1's density
+    assert editor.message.value == "" and "Draw the density of z1" in editor._hint.value
+    started = block_on(editor.prior, (1,))
+    assert isinstance(started, SketchedDensity) and len(editor.calls) == 1
+    assert draw(editor.prior)[:, 1].std().item() == pytest.approx(1.0, abs=0.05)  # still N(0, 1), as drawn
+    assert len(editor.pad.curve()[0]) > 100  # shown on the pad, to draw over
+    editor.calls.clear()
     # one stroke drawn right to left and back: sorted by z, repeated z averaged (z=2: (1.5 + 2.5) / 2)
     editor.pad.curve_source.data = {"xs": [[3.0, 1.0, 0.0, 2.0, 4.0, 2.0]], "ys": [[1.0, 1.0, 0.0, 1.5, 0.0, 2.5]]}
     assert editor.message.value == ""
@@ -238,17 +242,15 @@ def test_invalid_point_sketches_are_refused():
     editor.on_change(calls.append)
     editor.use_points_button.click()
     assert "sketch pad: SketchedPoints: points must be a non-empty 2-D array" in shown(editor)
-    editor.pad.points_source.data = {"x": [1.0], "y": [2.0]}  # one point: no spread for a bandwidth
-    editor.use_points_button.click()
-    assert "SketchedPoints: bandwidth must be > 0" in shown(editor)
     editor.pair_y.value = 0
+    editor.pad.points_source.data = {"x": [1.0], "y": [2.0]}
     editor.use_points_button.click()
     assert "choose two different dimensions" in shown(editor)
     assert editor.prior == Gaussian(2) and calls == []
     editor.pair_y.value = 1
-    editor.pad.points_source.data = {"x": [1.0, 2.0], "y": [2.0, 0.0]}
-    editor.use_points_button.click()
+    editor.use_points_button.click()  # one point: a blob of the chosen spread around it
     assert editor.message.value == "" and isinstance(editor.prior, SketchedPoints) and len(calls) == 1
+    assert editor.prior.bandwidth.tolist() == pytest.approx([0.25, 0.25])
 
 
 def test_browser_edit_arrives_through_jupyter_bokeh():
@@ -302,3 +304,51 @@ def test_a_preview_that_cannot_be_drawn_shows_why(editor, monkeypatch):
     monkeypatch.setattr(editor.pad, "show", broken)
     editor._refresh_preview()  # a callback: it must not raise
     assert "preview: supplied range" in shown(editor)
+
+
+def test_the_view_stays_where_it_was_drawn_while_strokes_replace_each_other(editor):
+    editor.family_select.value = "sketched_density"
+    x_range, y_range = editor.pad.density.x_range, editor.pad.density.y_range
+    view = (x_range.start, x_range.end, y_range.start, y_range.end)
+    assert view[0] < -2.8 and view[1] > 2.8  # fitted to N(0, 1)
+    for low, high in [(-3.0, 1.0), (-2.0, 0.5), (0.0, 2.5)]:  # three strokes, each replacing the last
+        editor.pad.curve_source.data = {"xs": [[low, (low + high) / 2, high]], "ys": [[0.1, 0.3, 0.1]]}
+        assert (x_range.start, x_range.end, y_range.start, y_range.end) == view
+    z0 = draw(editor.prior)[:, 0]
+    assert z0.min().item() >= 0.0 and z0.max().item() <= 2.5  # the last stroke, where it was drawn
+    editor.pad.reset_button.click()  # the view moves only when asked
+    assert x_range.start > -1 and x_range.end < 3.5
+
+
+def test_strokes_add_up_in_add_mode_and_clear_keeps_the_prior(editor):
+    editor.family_select.value = "sketched_density"
+    editor.pad.mode.value = "add"
+    assert [tool.num_objects for tool in editor.pad._tools] == [0, 0]  # Bokeh keeps every stroke
+    editor.pad.curve_source.data = {"xs": [[-3.0, -2.0, -1.0], [1.0, 2.0, 3.0]], "ys": [[0.0, 1.0, 0.0]] * 2}
+    z0 = draw(editor.prior)[:, 0]
+    assert (z0 < 0).float().mean().item() == pytest.approx(0.5, abs=0.02) and (z0.abs() < 1).float().mean() < 0.01
+    kept = editor.prior
+    editor.pad.clear_button.click()
+    assert editor.pad.curve_source.data == {"xs": [], "ys": []}
+    assert editor.prior is kept and editor.message.value == ""  # no error for an empty pad
+    editor.pad.mode.value = "replace"
+    assert [tool.num_objects for tool in editor.pad._tools] == [1, 1]
+
+
+def test_a_ring_of_points_stays_a_ring_with_the_spread_the_user_sets():
+    editor = PriorEditor(2)
+    angle = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    editor.pad.points_source.data = {"x": (2 * np.cos(angle)).tolist(), "y": (2 * np.sin(angle)).tolist()}
+    editor.bandwidth.value = 0.2
+    editor.use_points_button.click()
+    radius = draw(editor.prior).norm(dim=1)
+    assert radius.mean().item() == pytest.approx(2.0, abs=0.05) and radius.std().item() == pytest.approx(0.2, abs=0.03)
+    editor.bandwidth.value = 0.1  # previewed at once
+    assert editor.prior.bandwidth.tolist() == pytest.approx([0.1, 0.1])
+    preview = np.hypot(editor.pad.scatter_source.data["x"], editor.pad.scatter_source.data["y"])
+    assert np.std(preview) == pytest.approx(0.1, abs=0.02) and (preview > 1.5).all()  # a ring in the preview
+
+
+def test_a_slider_value_is_kept_to_the_digits_its_text_shows(editor):
+    editor.sliders["std"].value = 2.0000000000000004  # what a log slider's 10 ** x gives
+    assert editor.texts["std"].value == 2.0 and editor.prior == Gaussian(3, 0.0, [2.0, 1.0, 1.0])

@@ -33,6 +33,7 @@ from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
 from explorer.widgets.state import LiveState
+from explorer.widgets.static_view import StaticFallback
 from explorer.widgets.training_panel import TrainingPanel
 from explorer.widgets.traversal_view import TraversalView
 
@@ -71,6 +72,7 @@ class Explorer:
         self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
         self.latencies: collections.deque[float] = collections.deque(maxlen=1000)
         self.apply_seconds = 0.0  # time the views spent drawing snapshots
+        self.fallback = StaticFallback()  # the picture a notebook keeps for readers without a kernel
         self._datasets: dict[str, Dataset] = {}
         if dataset is not None:
             self._datasets[_dataset_key(config)] = dataset
@@ -86,7 +88,7 @@ class Explorer:
             control.observe(self._on_setting, names="value")
         self.prior_tab, self._views_box = widgets.Box(), widgets.VBox()
         self.tabs = widgets.Tab([self.panel.widget, self.prior_tab], titles=("Train", "Prior"),
-                                layout={"width": "470px"})
+                                layout={"width": "410px"})
         self.widget = self._views_box
         self._use(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
         self._closed = threading.Event()
@@ -123,10 +125,8 @@ class Explorer:
         return cls(trainer=trainer, follow=Path(run_folder), poll_s=poll_s, **kwargs)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(bokehjs_loader())  # before the first Bokeh view: BokehJS, offline
-        display(self.widget)
+        shown = [bokehjs_loader(), self.widget]  # BokehJS (offline) before the first Bokeh view
+        self.fallback.display(shown, self.last_snapshot or self.background.publish().result(timeout=30))
 
     # ------------------------------------------------------------------ runs
 
@@ -241,6 +241,7 @@ class Explorer:
             self.state.post(snapshot)
             if self.following is not None:
                 self.panel.show(f"Following {self.following} (read-only): the run is trained by another process.")
+            self.fallback.update(snapshot)
             now = time.perf_counter()
             self.apply_seconds += now - started
             self.latencies.append(now - snapshot.taken_at)

@@ -10,10 +10,13 @@ state, so plots also come back after a page reload.
 from __future__ import annotations
 
 import functools
+import threading
 
 import bokeh
 import ipywidgets as widgets
+from bokeh.models import LayoutDOM
 from bokeh.resources import Resources
+from jupyter_bokeh import BokehModel
 
 LOAD_MIMETYPE = "application/vnd.bokehjs_load.v0+json"  # jupyter_bokeh runs this output's text as a script
 
@@ -31,3 +34,23 @@ def bokehjs_loader() -> widgets.Output:
     holder = widgets.Output(layout=widgets.Layout(display="none"))
     holder.outputs = ({"output_type": "display_data", "data": {LOAD_MIMETYPE: bokehjs_script()}, "metadata": {}},)
     return holder
+
+
+class BokehPane(BokehModel):
+    """A `BokehModel` whose views start from the document as it is when they appear.
+
+    jupyter_bokeh's view applies only the patches sent after it exists, so whatever changed between creating the
+    widget and the browser showing it (the first snapshot's colour ranges, titles, axis labels) would stay at its
+    initial value. Counting views (``_view_count``) tells the kernel when one appears; the document is then sent
+    again whole, under ``lock`` where another thread edits it.
+    """
+
+    def __init__(self, model: LayoutDOM, lock: threading.RLock | None = None) -> None:
+        super().__init__(model, _view_count=0)
+        self._lock = lock or threading.RLock()
+        self.observe(self._resend, names="_view_count")
+
+    def _resend(self, change: dict) -> None:
+        if (change["new"] or 0) > (change["old"] or 0):
+            with self._lock:
+                self.update_from_model(self._model)

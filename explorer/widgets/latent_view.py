@@ -1,5 +1,5 @@
-"""The aggregate posterior against the prior: a scatter (a pair of dimensions, PCA or UMAP), each dimension's
-marginal histogram against the prior's, and the covariance matrix as a heat map."""
+"""The aggregate posterior against the prior: a scatter of the codes over prior samples (a pair of dimensions, PCA
+or UMAP) where a tap selects the nearest code, and below it the codes' structure (`StructureView`)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,31 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
-from bokeh.layouts import gridplot, row
-from bokeh.models import ColumnDataSource, LinearColorMapper, TapTool
-from bokeh.palettes import RdBu11, Viridis256
+from bokeh.events import DoubleTap, Tap
+from bokeh.models import ColorBar, ColumnDataSource, CustomJS, Legend, LinearColorMapper
+from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.extras import require
 from explorer.live import Probe, Snapshot
+from explorer.style import CODE_COLOR, PRIOR_COLOR
+from explorer.widgets.bokehjs import BokehPane
+from explorer.widgets.structure_view import StructureView
 
 PROJECTIONS = ("pair", "PCA", "UMAP")
-BINS = 30
-PRIOR_COLOR, CODE_COLOR = "#b0b0b0", "#1f77b4"
+TAP_RADIUS = 0.04  # a tap selects the nearest code within this fraction of the shown span of each axis
+UMAP_WAIT = "computing UMAP of step {step}… (the first run in a process takes about 25 s)"
 
 
-def pca_project(codes: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both arrays on the first two principal axes of ``codes`` (centred on the codes' mean)."""
+def pca_project(codes: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both arrays on the first two principal axes of ``codes`` (centred on the codes' mean), and the fraction of
+    the codes' variance each axis holds."""
     mean = codes.mean(0)
-    _, _, vt = np.linalg.svd(codes - mean, full_matrices=False)
+    _, s, vt = np.linalg.svd(codes - mean, full_matrices=False)
     axes = vt[:2].T if vt.shape[0] >= 2 else np.eye(codes.shape[1], 2)
-    return (codes - mean) @ axes, (others - mean) @ axes
+    explained = np.zeros(2)
+    explained[: min(2, len(s))] = (s**2 / max(float((s**2).sum()), 1e-12))[:2]
+    return (codes - mean) @ axes, (others - mean) @ axes, explained
 
 
 def umap_project(codes: np.ndarray, others: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -39,114 +44,153 @@ def umap_project(codes: np.ndarray, others: np.ndarray, seed: int = 0) -> tuple[
     return both[: len(codes)], both[len(codes) :]
 
 
+def nearest_within(points: np.ndarray, x: float, y: float, span: np.ndarray, radius: float) -> int | None:
+    """Index of the point of ``points`` ``[n, 2]`` nearest to (x, y), in units of ``span`` (per axis), if it lies
+    within ``radius`` of it; else None."""
+    if not len(points):
+        return None
+    distance = np.hypot(*((points - [x, y]) / np.maximum(span, 1e-12)).T)
+    best = int(np.argmin(distance))
+    return best if distance[best] <= radius else None
+
+
 class LatentView:
-    """Scatter of codes over prior samples, marginals and covariance; `update(snapshot)` under the app's lock."""
+    """Scatter of codes over prior samples (``widget``) and their structure (``structure``); `update(snapshot)`
+    under the app's lock.
+
+    A tap anywhere lands in ``tap_source`` (``x``/``y``, data coordinates) and selects the nearest code within
+    `TAP_RADIUS`: it is ringed (``selected_source``) and ``on_select(index)`` starts the traversals from it;
+    ``clear_button`` drops the ring and returns the traversals to probe image 0. The mouse wheel zooms only once
+    the user picks the wheel-zoom tool.
+    """
 
     def __init__(self, latent_dim: int, probe: Probe, lock: threading.RLock,
                  on_select: Callable[[int], None] | None = None) -> None:
         self.latent_dim, self.probe, self.lock, self.on_select = latent_dim, probe, lock, on_select
+        self.selected: int | None = None
         self._snapshot: Snapshot | None = None
+        self._shown = np.zeros((0, 2))  # the codes as last drawn, in the scatter's coordinates
         self._umap: concurrent.futures.Future | None = None
         self._umap_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-umap")
         self._umap_result: tuple[int, np.ndarray, np.ndarray] | None = None
         self._umap_step: int | None = None
         self._closed = False
         dims = [(f"z{i}", i) for i in range(latent_dim)]
-        small = {"width": "110px"}
+        small = {"width": "100px"}
         self.x_dim = widgets.Dropdown(options=dims, value=0, description="x", layout=small,
-                                      style={"description_width": "20px"})
+                                      style={"description_width": "15px"})
         self.y_dim = widgets.Dropdown(options=dims, value=min(1, latent_dim - 1), description="y", layout=small,
-                                      style={"description_width": "20px"})
-        self.projection = widgets.ToggleButtons(options=PROJECTIONS, value="pair", description="view")
-        self.projection.style.button_width = "60px"
+                                      style={"description_width": "15px"})
+        self.projection = widgets.ToggleButtons(options=PROJECTIONS, value="pair", description="view",
+                                                style={"description_width": "40px", "button_width": "60px"})
         colours = ["none"] + (["label"] if probe.labels is not None else []) + list(probe.factor_names)
         self.colour = widgets.Dropdown(options=colours, value=colours[1] if len(colours) > 1 else "none",
-                                       description="colour", layout={"width": "200px"},
-                                       style={"description_width": "50px"})
+                                       description="colour", layout={"width": "170px"},
+                                       style={"description_width": "45px"})
+        self.clear_button = widgets.Button(description="Clear selection", disabled=True,
+                                           tooltip="traversals from probe image 0 again", layout={"width": "auto"})
         self.note = widgets.HTML()
         for control in (self.x_dim, self.y_dim, self.projection, self.colour):
             control.observe(self._redraw, names="value")
+        self.clear_button.on_click(lambda _: self.clear())
 
         self.prior_source = ColumnDataSource({"x": [], "y": []})
         self.code_source = ColumnDataSource({"x": [], "y": [], "c": [], "index": []})
+        self.selected_source = ColumnDataSource({"x": [], "y": []})
+        self.tap_source = ColumnDataSource({"x": [], "y": []})
         self.mapper = LinearColorMapper(palette=Viridis256)
-        self.scatter = figure(width=440, height=400, title="codes (colour) over prior samples (grey)",
-                              tools="pan,wheel_zoom,box_zoom,reset", match_aspect=True)
-        self.scatter.scatter("x", "y", source=self.prior_source, color=PRIOR_COLOR, alpha=0.35, size=4,
-                             legend_label="prior")
-        codes = self.scatter.scatter("x", "y", source=self.code_source, size=5, alpha=0.8, legend_label="codes",
+        self.scatter = figure(width=420, height=400, title="codes over prior samples",
+                              tools="pan,wheel_zoom,box_zoom,reset", active_scroll=None, match_aspect=True)
+        prior = self.scatter.scatter("x", "y", source=self.prior_source, color=PRIOR_COLOR, alpha=0.35, size=4)
+        codes = self.scatter.scatter("x", "y", source=self.code_source, size=5, alpha=0.8,
                                      color={"field": "c", "transform": self.mapper})
-        self.scatter.add_tools(TapTool(renderers=[codes]))
-        self.scatter.legend.location = "top_left"
-        self.scatter.legend.click_policy = "hide"
-        self.code_source.selected.on_change("indices", self._selected)
+        ring = self.scatter.scatter("x", "y", source=self.selected_source, size=14, fill_color=None,
+                                    line_color="black", line_width=2)
+        self.scatter.add_layout(Legend(items=[("prior", [prior]), ("codes", [codes]), ("selected", [ring])],
+                                       orientation="horizontal", click_policy="hide", padding=2, margin=2,
+                                       label_text_font_size="9pt"), "below")
+        self.colour_bar = ColorBar(color_mapper=self.mapper, width=10, padding=4)
+        self.scatter.add_layout(self.colour_bar, "right")
+        tapped = CustomJS(args={"source": self.tap_source}, code="source.data = {x: [cb_obj.x], y: [cb_obj.y]}")
+        for event in (Tap, DoubleTap):  # Bokeh reports a quick second click as a double tap
+            self.scatter.js_on_event(event, tapped)
+        self.tap_source.on_change("data", self._tapped)
 
-        self.marginal_sources = []
-        marginals = []
-        for i in range(latent_dim):
-            fig = figure(width=140, height=110, title=f"z{i}", toolbar_location=None, tools="")
-            fig.yaxis.visible = False
-            codes_hist = ColumnDataSource({"left": [], "right": [], "top": []})
-            prior_hist = ColumnDataSource({"x": [], "y": []})
-            fig.quad(left="left", right="right", bottom=0, top="top", source=codes_hist, color=CODE_COLOR,
-                     alpha=0.6)
-            fig.step("x", "y", source=prior_hist, color="black", mode="center")
-            self.marginal_sources.append((codes_hist, prior_hist))
-            marginals.append(fig)
-
-        self.cov_source = ColumnDataSource({"i": [], "j": [], "value": [], "text": []})
-        names = [f"z{i}" for i in range(latent_dim)]
-        self.cov_mapper = LinearColorMapper(palette=RdBu11[::-1], low=-1, high=1)
-        self.covariance = figure(width=280, height=260, title="covariance of the codes", x_range=names,
-                                 y_range=names[::-1], toolbar_location=None, tools="")
-        self.covariance.rect("i", "j", 1, 1, source=self.cov_source, line_color=None,
-                             fill_color={"field": "value", "transform": self.cov_mapper})
-        self.covariance.text("i", "j", text="text", source=self.cov_source, text_align="center",
-                             text_baseline="middle", text_font_size="9pt")
-
-        self.plots = BokehModel(self.scatter)
+        self.structure_view = StructureView(latent_dim, lock)
+        self.structure = self.structure_view.widget
+        self.plots = BokehPane(self.scatter, lock)
         self.plots.add_class("explorer-latent")
-        grid = gridplot(marginals, ncols=min(latent_dim, 4), toolbar_location=None)
-        self.structure = BokehModel(row(grid, self.covariance))
-        controls = widgets.VBox([self.projection, widgets.HBox([self.x_dim, self.y_dim, self.colour])])
+        controls = widgets.VBox([self.projection, widgets.HBox([self.x_dim, self.y_dim, self.colour]),
+                                 self.clear_button])
         self.widget = widgets.VBox([controls, self.note, self.plots])  # the scatter; `structure` goes below
+
+    @property
+    def marginal_sources(self) -> list[tuple[ColumnDataSource, ColumnDataSource]]:
+        return self.structure_view.marginal_sources
+
+    @property
+    def cov_source(self) -> ColumnDataSource:
+        return self.structure_view.cov_source
 
     def update(self, snapshot: Snapshot) -> None:
         """Show ``snapshot`` (call with the lock held)."""
         self._snapshot = snapshot
         self._draw_scatter(snapshot)
-        self._draw_marginals(snapshot)
-        self._draw_covariance(snapshot)
+        self.structure_view.update(snapshot)
+
+    def select(self, index: int) -> None:
+        """Ring code ``index`` and start the traversals from it."""
+        self.selected = index
+        self.clear_button.disabled = False
+        self._draw_ring()
+        if self.on_select is not None:
+            self.on_select(index)
+
+    def clear(self) -> None:
+        """Drop the selection: no ring, the traversals start from probe image 0."""
+        self.selected = None
+        self.clear_button.disabled = True
+        self._draw_ring()
+        if self.on_select is not None:
+            self.on_select(0)
+
+    def _tapped(self, _attr: str, _old: object, new: dict) -> None:
+        if not len(new["x"]):
+            return
+        with self.lock:
+            shown = np.concatenate([self._shown, np.column_stack([self.prior_source.data["x"],
+                                                                  self.prior_source.data["y"]])])
+            span = np.ptp(shown, axis=0) if len(shown) else np.ones(2)
+            index = nearest_within(self._shown, float(new["x"][0]), float(new["y"][0]), span, TAP_RADIUS)
+            if index is not None:
+                self.select(index)
 
     def _redraw(self, _change: object = None) -> None:
         with self.lock:
             if self._snapshot is not None:
                 self._draw_scatter(self._snapshot)
 
-    def _selected(self, _attr: str, _old: list[int], new: list[int]) -> None:
-        if new and self.on_select is not None:
-            self.on_select(int(new[0]))
-
     def _colour_values(self) -> np.ndarray:
-        n = len(self.probe)
         if self.colour.value == "label":
             return np.asarray(self.probe.labels, dtype=float)
         if self.colour.value in self.probe.factor_names:
             return np.asarray(self.probe.factors[:, self.probe.factor_names.index(self.colour.value)], dtype=float)
-        return np.zeros(n)
+        return np.zeros(len(self.probe))
 
-    def _project(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray] | None:
+    def _project(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, tuple[str, str]] | None:
+        """Codes and prior sample in the chosen view, with its axis labels; None while UMAP computes."""
         codes, prior = snapshot.codes, snapshot.prior_sample
+        pair = self.projection.value == "pair"
+        self.x_dim.disabled = self.y_dim.disabled = not pair
         if self.projection.value == "PCA":
-            self.note.value = ""
-            return pca_project(codes, prior)
+            codes, prior, explained = pca_project(codes, prior)
+            return codes, prior, (f"PC1 ({explained[0]:.0%} of the codes' variance)", f"PC2 ({explained[1]:.0%})")
         if self.projection.value == "UMAP":
             return self._umap_projection(snapshot)
-        self.note.value = ""
-        pair = [self.x_dim.value, self.y_dim.value]
-        return codes[:, pair], prior[:, pair]
+        x, y = self.x_dim.value, self.y_dim.value
+        return codes[:, [x, y]], prior[:, [x, y]], (f"z{x}", f"z{y}")
 
-    def _umap_projection(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray] | None:
+    def _umap_projection(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, tuple[str, str]] | None:
         """The latest finished UMAP embedding; embeds a newer snapshot in the worker when it is free."""
         idle = self._umap is None or self._umap.done()
         if idle and self._umap is not None and self._umap.exception() is not None:
@@ -157,50 +201,46 @@ class LatentView:
             self._umap = self._umap_pool.submit(umap_project, snapshot.codes, snapshot.prior_sample)
             self._umap.add_done_callback(lambda future: self._umap_done(future, step))
         if self._umap_result is None:
-            self.note.value = "UMAP: computing (the first call in a process takes about 25 s)"
             return None
         step, codes, prior = self._umap_result
-        self.note.value = f"UMAP of step {step}"
-        return codes, prior
+        return codes, prior, (f"UMAP 1 (step {step})", "UMAP 2")
 
     def _umap_done(self, future: concurrent.futures.Future, step: int) -> None:
         if future.exception() is None and not self._closed:
             self._umap_result = (step, *future.result())
-            if self.projection.value == "UMAP":
-                self._redraw()
+        if self.projection.value == "UMAP":
+            self._redraw()
 
     def _draw_scatter(self, snapshot: Snapshot) -> None:
         projected = self._project(snapshot)
-        if projected is None:
+        if projected is None:  # UMAP computing (or failed): show that, not the previous view's picture
+            waiting = self._umap is not None and not self._umap.done()
+            self.note.value = UMAP_WAIT.format(step=self._umap_step) if waiting else self.note.value
+            self.scatter.title.text = "computing UMAP…" if waiting else "UMAP failed"
+            self._shown = np.zeros((0, 2))
+            self.prior_source.data = {"x": [], "y": []}
+            self.code_source.data = {"x": [], "y": [], "c": [], "index": []}
+            self._draw_ring()
             return
-        codes, prior = projected
+        codes, prior, (x_label, y_label) = projected
+        self.note.value = ""
+        self.scatter.title.text = "codes over prior samples"
+        self.scatter.xaxis.axis_label, self.scatter.yaxis.axis_label = x_label, y_label
         colour = self._colour_values()
+        coloured = self.colour.value != "none"
+        self.mapper.palette = Viridis256 if coloured else [CODE_COLOR]
         self.mapper.low, self.mapper.high = float(colour.min()), float(max(colour.max(), colour.min() + 1e-9))
+        self.colour_bar.visible = coloured
+        self.colour_bar.title = self.colour.value if coloured else ""
+        self._shown = codes
         self.prior_source.data = {"x": prior[:, 0], "y": prior[:, 1]}
         self.code_source.data = {"x": codes[:, 0], "y": codes[:, 1], "c": colour, "index": np.arange(len(codes))}
+        self._draw_ring()
 
-    def _draw_marginals(self, snapshot: Snapshot) -> None:
-        for i, (codes_hist, prior_hist) in enumerate(self.marginal_sources):
-            values = np.concatenate([snapshot.codes[:, i], snapshot.prior_sample[:, i]])
-            low, high = np.quantile(values, [0.005, 0.995])
-            edges = np.linspace(low, high + 1e-9, BINS + 1)
-            code_density, _ = np.histogram(snapshot.codes[:, i], edges, density=True)
-            prior_density, _ = np.histogram(snapshot.prior_sample[:, i], edges, density=True)
-            codes_hist.data = {"left": edges[:-1], "right": edges[1:], "top": code_density}
-            prior_hist.data = {"x": (edges[:-1] + edges[1:]) / 2, "y": prior_density}
-
-    def _draw_covariance(self, snapshot: Snapshot) -> None:
-        cov = np.atleast_2d(np.cov(snapshot.codes, rowvar=False))
-        d = cov.shape[0]
-        scale = float(np.abs(cov).max()) or 1.0
-        self.cov_mapper.low, self.cov_mapper.high = -scale, scale
-        i, j = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
-        self.cov_source.data = {
-            "i": [f"z{k}" for k in i.ravel()],
-            "j": [f"z{k}" for k in j.ravel()],
-            "value": cov.ravel(),
-            "text": [f"{v:.2f}" if d <= 8 else "" for v in cov.ravel()],
-        }
+    def _draw_ring(self) -> None:
+        ringed = self.selected is not None and self.selected < len(self._shown)
+        point = self._shown[self.selected] if ringed else np.zeros((0,))
+        self.selected_source.data = {"x": point[:1].tolist(), "y": point[1:2].tolist()}
 
     def close(self) -> None:
         self._closed = True

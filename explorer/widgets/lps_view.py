@@ -7,11 +7,11 @@ import html
 import ipywidgets as widgets
 import numpy as np
 from bokeh.layouts import row
-from bokeh.models import ColumnDataSource, Range1d
+from bokeh.models import BasicTicker, ColumnDataSource, NumeralTickFormatter, Range1d
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.live import Snapshot
+from explorer.widgets.bokehjs import BokehPane
 
 
 class LPSView:
@@ -22,14 +22,20 @@ class LPSView:
         self.bar_source = ColumnDataSource({"dim": names, "r2": np.zeros(latent_dim)})
         self.history_source = ColumnDataSource({"step": [], "lps": []})
         self.bars = figure(width=300, height=220, x_range=names, y_range=Range1d(-0.1, 1.0),
-                           title="LPS: R^2 of each dimension from the others", toolbar_location=None, tools="")
+                           title="R² of each dimension from the others", toolbar_location=None, tools="",
+                           x_axis_label="dimension", y_axis_label="held-out R²")
         self.bars.vbar(x="dim", top="r2", width=0.8, source=self.bar_source, color="#d62728", alpha=0.8)
+        # steps 0 to the latest estimate, so that one estimate is not drawn on ticks of 9999.5
         self.history = figure(width=300, height=220, y_range=Range1d(-0.1, 1.0), title="LPS over training",
-                              x_axis_label="step", toolbar_location=None, tools="")
+                              x_range=Range1d(0, 1), x_axis_label="step", y_axis_label="LPS (mean R²)",
+                              toolbar_location=None, tools="")
+        self.bars.title.text_font_size = self.history.title.text_font_size = "10pt"
+        self.history.xaxis.ticker = BasicTicker(min_interval=1, desired_num_ticks=4)
+        self.history.xaxis.formatter = NumeralTickFormatter(format="0,0")
         self.history.line("step", "lps", source=self.history_source, line_width=2, color="#d62728")
         self.history.scatter("step", "lps", source=self.history_source, size=4, color="#d62728")
         self.estimator = widgets.HTML()
-        self.widget = widgets.VBox([BokehModel(row(self.bars, self.history)), self.estimator])
+        self.widget = widgets.VBox([BokehPane(row(self.bars, self.history)), self.estimator])
 
     def update(self, snapshot: Snapshot) -> None:
         """Show the snapshot's LPS, the estimator that made it, and the run's LPS history (kept by the engine)."""
@@ -37,6 +43,7 @@ class LPSView:
         if snapshot.lps is None:
             return
         self.bar_source.data = {"dim": list(self.bar_source.data["dim"]), "r2": snapshot.lps}
-        self.bars.title.text = f"LPS {snapshot.lps_score:.3f} (step {snapshot.lps_step}): R^2 per dimension"
+        self.bars.title.text = f"LPS {snapshot.lps_score:.3f} (step {snapshot.lps_step:,}): R² per dimension"
         if not np.array_equal(snapshot.lps_history_steps, self.history_source.data["step"]):
             self.history_source.data = {"step": snapshot.lps_history_steps, "lps": snapshot.lps_history}
+            self.history.x_range.end = max(1.0, 1.05 * float(max(snapshot.lps_history_steps, default=0)))

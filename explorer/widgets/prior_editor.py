@@ -34,8 +34,10 @@ from explorer.priors import (
 )
 from explorer.widgets.sketch_pad import SketchPad
 
+BANDWIDTH = 0.25  # default spread of each drawn point: a ring of radius 2 drawn with it stays a ring
 PREVIEW_INTERVAL = 0.1  # s: a dragged slider redraws the preview at most ~10 times a second
 SLIDER_STEPS = 400  # a slider's range in this many steps (of the exponent for a log-scale parameter)
+SHOWN_DIGITS = 4  # significant digits a slider's value keeps in its text box (and in the prior)
 DRAWN = SketchedDensity.family  # the family whose dimension follows the curve drawn on the sketch pad
 FIXED = "fixed"  # a dimension inside a block the sliders cannot show
 
@@ -114,9 +116,11 @@ class PriorEditor:
       range. ``controls[family][name]`` holds the (slider, text) pair of every family.
     - ``preset_buttons[label]``: "Standard Gaussian", "Uniform [-1, 1]", "dSprites hybrid".
     - ``pair_x`` / ``pair_y``: the pair of dimensions of the scatter preview and of the 2-D sketch;
-      ``use_points_button``: the drawn points become a joint `SketchedPoints` block on that pair (later point
-      edits update it). A dimension whose family is sketched follows the drawn density curve.
-    - ``pad``: the `SketchPad` (Bokeh sources of the preview and of the drawings).
+      ``use_points_button``: the drawn points become a joint `SketchedPoints` block on that pair, each point
+      spread by ``bandwidth`` (later point or bandwidth edits update it). A dimension whose family is sketched
+      follows the drawn density curve; choosing that family starts the curve from the dimension's current density.
+    - ``pad``: the `SketchPad` (Bokeh sources of the preview and of the drawings, its drawing controls). The
+      preview's axes follow the prior, except after a drawing: a stroke stays where it was drawn.
     """
 
     def __init__(self, latent_dim: int, prior: Prior | None = None, preview_n: int = 2000, seed: int = 0) -> None:
@@ -133,6 +137,7 @@ class PriorEditor:
         self._loading = False
         self._last_preview = -math.inf
         self._preview_timer: asyncio.TimerHandle | None = None
+        self._fit_view = True  # the next preview moves the axes onto the prior
 
         dims = [(f"z{j}", j) for j in range(latent_dim)]
         self.message = widgets.HTML()
@@ -144,12 +149,18 @@ class PriorEditor:
                                 for p in cls.params} for name, cls in self._families.items()}
         presets = {"Standard Gaussian": lambda: Gaussian(latent_dim), "Uniform [-1, 1]": lambda: Uniform(latent_dim),
                    "dSprites hybrid": dsprites_hybrid}
-        self.preset_buttons = {label: widgets.Button(description=label) for label in presets}
+        self.preset_buttons = {label: widgets.Button(description=label, layout={"width": "auto"})
+                               for label in presets}
         self.pair_x = widgets.Dropdown(options=dims, value=0, description="x", layout={"width": "140px"})
         self.pair_y = widgets.Dropdown(options=dims, value=min(1, latent_dim - 1), description="y",
                                        layout={"width": "140px"})
         self.use_points_button = widgets.Button(description="Use drawn points", tooltip="the drawn points become "
-                                                "a joint sketched prior on the x and y dimensions")
+                                                "a joint sketched prior on the x and y dimensions",
+                                                layout={"width": "auto"})
+        self.bandwidth = widgets.FloatLogSlider(value=BANDWIDTH, base=10, min=-2, max=0.5, step=0.05,
+                                                description="spread", readout_format=".2g",
+                                                tooltip="the standard deviation around each drawn point",
+                                                style={"description_width": "45px"}, layout={"width": "260px"})
         self.pad = SketchPad(latent_dim >= 2, on_curve=self._on_curve, on_points=self._on_points)
 
         for label, make in presets.items():
@@ -163,15 +174,18 @@ class PriorEditor:
         self.pair_x.observe(self._on_pair, "value")
         self.pair_y.observe(self._on_pair, "value")
         self.use_points_button.on_click(lambda _: self._use_points())
+        self.bandwidth.observe(lambda _: self._on_points(), "value")
+        self.pad.reset_button.on_click(lambda _: self._request_preview(fit=True))
 
         self._rows = {family: [widgets.HBox(list(pair)) for pair in controls.values()]
                       for family, controls in self.controls.items()}
         self._hint = widgets.HTML()
         self._params_box = widgets.VBox()
-        pair_row = [widgets.HBox([self.pair_x, self.pair_y, self.use_points_button])] if latent_dim >= 2 else []
-        self.widget = widgets.VBox([widgets.HBox(list(self.preset_buttons.values())),
+        pair_row = [widgets.HBox([self.pair_x, self.pair_y, self.use_points_button]),
+                    self.bandwidth] if latent_dim >= 2 else []
+        self.widget = widgets.VBox([widgets.HBox(list(self.preset_buttons.values()), layout={"flex_flow": "row wrap"}),
                                     widgets.HBox([self.dim_select, self.apply_all]), self.family_select,
-                                    self._params_box, self.message, *pair_row, self.pad.widget])
+                                    self._params_box, self.message, *pair_row, self.pad.controls, self.pad.widget])
         if prior is not None:
             self._load(prior)
             self._prior = prior
@@ -226,8 +240,8 @@ class PriorEditor:
     # ------------------------------------------------------------------ control callbacks
 
     def _on_slider(self, text: widgets.FloatText, change: dict[str, Any]) -> None:
-        if not self._loading:
-            text.value = change["new"]  # the text holds the value; its callback edits
+        if not self._loading:  # the text holds the value, as many digits as it shows; its callback edits
+            text.value = float(f"{change['new']:.{SHOWN_DIGITS}g}")
 
     def _on_text(self, family: str, name: str, slider: widgets.FloatSlider, change: dict[str, Any]) -> None:
         if self._loading:
@@ -241,7 +255,8 @@ class PriorEditor:
             return
         update = {"family": change["new"]}
         if change["new"] == DRAWN and not len(self._specs[self.dim_select.value]["curve"][0]):
-            update["curve"] = self.pad.curve()
+            drawn = self.pad.curve()  # what is drawn, else the density shown: the prior stays until a stroke
+            update["curve"] = drawn if len(drawn[0]) >= 2 else self.pad.shown_density()
         self._edit(**update)
         self._show_dim()
 
@@ -254,11 +269,13 @@ class PriorEditor:
         self._request_preview()
 
     def _on_curve(self) -> None:
-        i = self.dim_select.value
-        if self._specs[i]["family"] == DRAWN and self._block_of(i) is None:
-            self._edit(curve=self.pad.curve())
+        i, curve = self.dim_select.value, self.pad.curve()
+        if self._specs[i]["family"] == DRAWN and self._block_of(i) is None and len(curve[0]) >= 2:
+            self._edit(curve=curve, fit=False)
 
     def _on_points(self) -> None:
+        if self._loading:
+            return
         pair = {self.pair_x.value, self.pair_y.value}
         if any(set(dims) == pair and isinstance(block, SketchedPoints) for dims, block in self._fixed):
             self._use_points()
@@ -269,12 +286,12 @@ class PriorEditor:
             self._error("sketch pad: choose two different dimensions for x and y")
             return
         try:
-            block = Sketched.from_points(self.pad.points())
+            block = Sketched.from_points(self.pad.points(), bandwidth=self.bandwidth.value)
         except ValueError as error:
             self._error(f"sketch pad: {error}")
             return
         self._fixed = [(dims, b) for dims, b in self._fixed if not {i, j} & set(dims)] + [((i, j), block)]
-        self._commit()
+        self._commit(fit=False)
         self._show_dim()
 
     def _preset(self, label: str, make: Callable[[], Prior]) -> None:
@@ -286,9 +303,10 @@ class PriorEditor:
 
     # ------------------------------------------------------------------ state -> prior
 
-    def _edit(self, family: str | None = None, curve: Any = None, value: tuple[str, str, float] | None = None) -> None:
+    def _edit(self, family: str | None = None, curve: Any = None, value: tuple[str, str, float] | None = None,
+              fit: bool = True) -> None:
         """Apply a family, a drawn curve or a (family, parameter, value) to the selected dimension (every dimension
-        with ``apply_all``), then rebuild."""
+        with ``apply_all``), then rebuild (and with ``fit``, move the preview's axes onto the new prior)."""
         spec = copy.deepcopy(self._specs[self.dim_select.value])
         if family is not None:
             spec["family"] = family
@@ -300,7 +318,7 @@ class PriorEditor:
         for j in targets:
             self._specs[j] = copy.deepcopy(spec)
         self._fixed = [(dims, block) for dims, block in self._fixed if not targets & set(dims)]
-        self._commit()
+        self._commit(fit)
 
     def _assemble(self) -> Prior:
         """The prior the controls describe: one family when every dimension shares it, else a `Product`."""
@@ -320,22 +338,22 @@ class PriorEditor:
             return blocks[0][1]
         return Product(blocks)
 
-    def _commit(self) -> None:
+    def _commit(self, fit: bool = True) -> None:
         try:
             prior = self._assemble()
         except ValueError as error:
             self._error(str(error))
             return
         self.message.value = ""
-        self._accept(prior)
+        self._accept(prior, fit)
 
-    def _accept(self, prior: Prior) -> None:
+    def _accept(self, prior: Prior, fit: bool = True) -> None:
         if prior == self._prior:
             return
         self._prior = prior
         for callback in list(self._callbacks):
             callback(prior)
-        self._request_preview()
+        self._request_preview(fit)
 
     def _error(self, text: str) -> None:
         self.message.value = f'<span style="color: #c0392b">{html.escape(text)}</span>'
@@ -386,9 +404,13 @@ class PriorEditor:
         for dims, block in self._fixed:
             if i != j and set(dims) == {i, j} and isinstance(block, SketchedPoints):
                 self.pad.load_points(block.points.numpy()[:, [dims.index(i), dims.index(j)]])
+                with self._quiet():
+                    self.bandwidth.value = float(block.bandwidth.mean())
 
-    def _request_preview(self) -> None:
-        """Redraw the preview now, or at the end of a burst of edits: at most once per PREVIEW_INTERVAL."""
+    def _request_preview(self, fit: bool = True) -> None:
+        """Redraw the preview now, or at the end of a burst of edits: at most once per PREVIEW_INTERVAL; ``fit``
+        moves its axes onto the prior (a drawing asks not to)."""
+        self._fit_view = self._fit_view or fit
         if self._preview_timer is not None:
             return  # already scheduled; it will show the newest prior
         wait = self._last_preview + PREVIEW_INTERVAL - time.monotonic()
@@ -405,8 +427,9 @@ class PriorEditor:
     def _refresh_preview(self) -> None:
         self._preview_timer = None
         self._last_preview = time.monotonic()
+        fit, self._fit_view = self._fit_view, False
         try:  # a callback: a prior the preview cannot draw shows why, and never raises into the front end
             samples = self._prior.sample(self.preview_n, torch.Generator().manual_seed(self.seed)).numpy()
-            self.pad.show(self._prior, samples, self.dim_select.value, (self.pair_x.value, self.pair_y.value))
+            self.pad.show(self._prior, samples, self.dim_select.value, (self.pair_x.value, self.pair_y.value), fit)
         except (ValueError, RuntimeError) as error:
             self._error(f"preview: {error}")

@@ -10,14 +10,14 @@ from typing import Any
 
 import ipywidgets as widgets
 from bokeh.layouts import gridplot
-from bokeh.models import ColumnDataSource
+from bokeh.models import BasicTicker, ColumnDataSource, LogTicker, NumeralTickFormatter
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from explorer.live import Snapshot
 from explorer.objectives import OBJECTIVES
 from explorer.training import TrainConfig
+from explorer.widgets.bokehjs import BokehPane
 
 DATASET_CHOICES: dict[str, tuple[str, dict[str, Any]]] = {
     "shapes 32x32": ("shapes", {"size": 32}),
@@ -45,6 +45,25 @@ def penalty_weight(objective: str) -> tuple[str, float, tuple[float, float]] | N
 def _shown(slider: widgets.FloatLogSlider, value: float) -> str:
     """``value`` as ``slider``'s readout shows it."""
     return format(value, slider.readout_format)
+
+
+LOG_TERMS = ("loss", "recon")  # terms that fall over decades: drawn on a log axis
+
+
+def loss_figure(source: ColumnDataSource, term: str, colour: str) -> figure:
+    """One loss term over the steps: axis titles, a few readable ticks, and a log axis (without the bar of minor
+    ticks a narrow log range draws) for the terms that fall over decades."""
+    log = term in LOG_TERMS
+    fig = figure(width=185, height=150, title=term, toolbar_location=None, tools="", x_axis_label="step",
+                 y_axis_label=f"{term} (log)" if log else term, y_axis_type="log" if log else "linear",
+                 min_border_right=12)
+    fig.xaxis.ticker = BasicTicker(desired_num_ticks=3, min_interval=1)
+    fig.xaxis.formatter = NumeralTickFormatter(format="0a")
+    fig.yaxis.ticker = LogTicker(desired_num_ticks=3, num_minor_ticks=0) if log else BasicTicker(desired_num_ticks=4)
+    fig.yaxis.minor_tick_line_color = None
+    fig.title.text_font_size = fig.xaxis.axis_label_text_font_size = fig.yaxis.axis_label_text_font_size = "9pt"
+    fig.line("step", term, source=source, color=colour, line_width=1.5)
+    return fig
 
 
 def format_duration(seconds: float) -> str:
@@ -90,7 +109,7 @@ class TrainingPanel:
         self.objective.observe(lambda change: self._show_weight(change["new"], {}), names="value")
 
         def button(label: str, icon: str, style: str = "") -> widgets.Button:
-            return widgets.Button(description=label, icon=icon, button_style=style, layout={"width": "92px"})
+            return widgets.Button(description=label, icon=icon, button_style=style, layout={"width": "auto"})
 
         self.start = button("Start", "play", "success")
         self.pause = button("Pause", "pause")
@@ -106,7 +125,8 @@ class TrainingPanel:
         self.set_state("idle")
         settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
                                  self.batch_size, self.steps, self.out])
-        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save])
+        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save],
+                               layout={"flex_flow": "row wrap"})  # whole labels, on two lines if need be
         self.widget = widgets.VBox([settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
                                     self.losses])
 
@@ -187,11 +207,7 @@ class TrainingPanel:
         if terms != self._terms:
             self._terms = terms
             self._loss_source = ColumnDataSource({"step": [], **{t: [] for t in terms}})
-            figures = []
-            for term, colour in zip(terms, Category10_10, strict=False):
-                fig = figure(width=150, height=130, title=term, toolbar_location=None, tools="",
-                             y_axis_type="log" if term in ("loss", "recon") else "linear")
-                fig.line("step", term, source=self._loss_source, color=colour, line_width=1.5)
-                figures.append(fig)
-            self.losses.children = [BokehModel(gridplot(figures, ncols=3, toolbar_location=None))]
+            figures = [loss_figure(self._loss_source, term, colour)
+                       for term, colour in zip(terms, Category10_10, strict=False)]
+            self.losses.children = [BokehPane(gridplot(figures, ncols=2, toolbar_location=None))]
         self._loss_source.data = {"step": snapshot.history_steps, **snapshot.history}
