@@ -50,6 +50,7 @@ def test_a_displayed_explorer_leaves_a_picture_and_refreshes_it_when_training_en
             app.panel.start.click()
             app.join(timeout=60)
             app.refresh(timeout=5)
+            app.fallback.rendered.result(timeout=60)  # drawn off the views' lock
         assert app.last_snapshot.state == "finished"
         (update,) = updated.outputs
         assert update.data["image/png"] != picture.data["image/png"]

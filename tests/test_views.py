@@ -40,7 +40,8 @@ def snapshot(codes: np.ndarray, prior: np.ndarray | None = None, step: int = 10,
     values = traversal_values(prior)
     return Snapshot(step=step, total_steps=100, state="running", terms={}, steps_per_s=0.0, elapsed_s=0.0,
                     history_steps=np.zeros(0), history={}, codes=codes, prior_sample=prior, lps=None, lps_step=0,
-                    selected=0, traversals=np.full((d, len(TRAVERSAL_QUANTILES), 8, 8, 1), 128, np.uint8),
+                    lps_estimator="", lps_history_steps=np.zeros(0, int), lps_history=np.zeros(0), selected=0,
+                    traversal_version=0, traversals=np.full((d, len(TRAVERSAL_QUANTILES), 8, 8, 1), 128, np.uint8),
                     traversal_values=values, original=image, reconstruction=image, **fields)
 
 
@@ -140,11 +141,12 @@ def test_traversal_rows_and_columns_are_labelled():
 
 def test_lps_over_training_starts_at_step_zero_with_whole_steps():
     view = LPSView(3)
-    view.update(dataclasses.replace(snapshot(np.zeros((10, 3))), lps=np.array([0.1, 0.2, 0.3]), lps_step=10_000))
+    view.update(dataclasses.replace(snapshot(np.zeros((10, 3))), lps=np.array([0.1, 0.2, 0.3]), lps_step=10_000,
+                                    lps_history_steps=np.array([10_000]), lps_history=np.array([0.2])))
     assert (view.history.x_range.start, view.history.x_range.end) == (0, 10_500)
     assert view.history.xaxis[0].ticker.min_interval == 1
     assert view.history.yaxis[0].axis_label == "LPS (mean R²)" and view.bars.xaxis[0].axis_label == "dimension"
-    assert view.history_source.data["step"] == [10_000]
+    assert list(view.history_source.data["step"]) == [10_000]
 
 
 def test_loss_curves_have_axis_titles_and_log_axes_without_a_bar_of_minor_ticks():

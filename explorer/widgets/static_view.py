@@ -10,6 +10,7 @@ add a second copy of the views).
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +33,13 @@ MARGINALS = 8  # at most this many dimensions' marginals in the picture
 
 
 def snapshot_figure(snapshot: Snapshot) -> Figure:
-    """The explorer's views of ``snapshot`` as one matplotlib figure."""
-    import matplotlib.pyplot as plt
+    """The explorer's views of ``snapshot`` as one matplotlib figure (not pyplot's: it is drawn off the main thread
+    and must never be shown by the inline backend)."""
+    from matplotlib.figure import Figure
 
     codes, prior = snapshot.codes, snapshot.prior_sample
     d = codes.shape[1]
-    fig = plt.figure(figsize=(12, 7.2), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(12, 7.2), dpi=DPI, layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
     scatter, cov, lps = top.subplots(1, 3, width_ratios=[1.1, 1, 1])
     pair = (0, 1) if d > 1 else (0, 0)
@@ -84,12 +86,8 @@ def snapshot_figure(snapshot: Snapshot) -> Figure:
 
 def snapshot_png(snapshot: Snapshot) -> bytes:
     """`snapshot_figure` as PNG bytes."""
-    import matplotlib.pyplot as plt
-
-    fig = snapshot_figure(snapshot)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
+    snapshot_figure(snapshot).savefig(buffer, format="png")
     return buffer.getvalue()
 
 
@@ -99,11 +97,14 @@ def fallback_bundle(snapshot: Snapshot) -> dict[str, Any]:
 
 class StaticFallback:
     """Displays the explorer's widgets and, as a second output, its static picture; `update` re-renders the
-    picture when training comes to rest."""
+    picture when training comes to rest, in a worker thread (a render takes a second or more: the views' lock
+    must not wait for it). `rendered` is the future of the latest re-render."""
 
     def __init__(self) -> None:
         self._handle: Any = None
         self._state: str | None = None
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-picture")
+        self.rendered: concurrent.futures.Future[None] | None = None
 
     def display(self, shown: list[widgets.Widget], snapshot: Snapshot) -> None:
         """Display each widget of ``shown``, then the picture of ``snapshot``."""
@@ -120,4 +121,4 @@ class StaticFallback:
             return
         self._state = snapshot.state
         if snapshot.state in RESTING:
-            self._handle.update(fallback_bundle(snapshot), raw=True)
+            self.rendered = self._worker.submit(lambda: self._handle.update(fallback_bundle(snapshot), raw=True))
