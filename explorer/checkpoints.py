@@ -218,7 +218,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then move the file into place with one ``os.replace``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -286,7 +286,7 @@ def write_checkpoint(
         except ValidationError as error:
             raise ValueError(f"write_checkpoint: invalid checkpoint description: {_field_errors(error)}") from None
         text = json.dumps(_dump(sidecar), indent=2, sort_keys=True)
-        _atomic_write(run_dir / META_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(run_dir / META_FILE, lambda tmp: Path(tmp).write_text(text))
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from explorer.checkpoints import atomic_write
 from explorer.history import BoundedHistory
-from explorer.run_folder import TMP_SUFFIX
 
 if TYPE_CHECKING:
     from explorer.training import StepEvent, Trainer
@@ -71,12 +71,7 @@ class SnapshotWriter:
         weights = {k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
         data = save_tensors(weights, metadata={"explorer": json.dumps(meta)})
         path = self.folder / SNAPSHOT_FILE
-        tmp = self.folder / f".{SNAPSHOT_FILE}.{os.getpid()}{TMP_SUFFIX}"
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
         return path
 
 
