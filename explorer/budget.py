@@ -29,7 +29,7 @@ from matplotlib.ticker import NullFormatter
 
 from explorer.data import load_dataset
 from explorer.objectives import OBJECTIVES
-from explorer.reproduce import KL_FAILURE, evaluate_run, objective_runs, train_or_reuse
+from explorer.reproduce import KL_FAILURE, Task, evaluated, objective_runs
 from explorer.training import Callback
 
 CURVE_METRICS = ("lps_lgbm", "lps_mlp", "nmse_db", "mmd_to_prior", "mig", "dci_disentanglement")
@@ -62,6 +62,7 @@ def budget(
     objectives: Sequence[str] = KL_FAILURE,
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every objective and seed at each budget of `schedule`; returns one row per run, seed
     and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``."""
@@ -77,16 +78,13 @@ def budget(
                "epoch_images": len(data)}
     rows = _measured(out / RESULTS, setting)
     for step in schedule(first, steps):
-        for seed in seeds:
-            for run in runs:
-                folder = out / f"{run.name}-seed{seed}"
-                if any((row["run"], row["seed"], row["step"]) == (run.name, seed, step) for row in rows):
-                    continue
-                train_or_reuse(dataclasses.replace(run.config, steps=step, seed=seed), data, folder, callbacks)
-                row = evaluate_run(folder, data, run, seed, eval_n)
-                ship(folder, out / "steps" / folder.name / f"step{step}", f"budget step {step}")
-                rows.append({**row, "step": step, "images": step * batch_size})
-                (out / RESULTS).write_text(json.dumps({"setting": setting, "rows": rows}, indent=2))
+        tasks = [Task(run, dataclasses.replace(run.config, steps=step, seed=seed), out / f"{run.name}-seed{seed}")
+                 for seed in seeds for run in runs
+                 if not any((row["run"], row["seed"], row["step"]) == (run.name, seed, step) for row in rows)]
+        for task, row in zip(tasks, evaluated(tasks, data, eval_n, callbacks, jobs), strict=True):
+            ship(task.folder, out / "steps" / task.folder.name / f"step{step}", f"budget step {step}")
+            rows.append({**row, "step": step, "images": step * batch_size})
+            (out / RESULTS).write_text(json.dumps({"setting": setting, "rows": rows}, indent=2))
         figure = curves_figure(rows, f"{dataset}, d = {latent_dim}, batch {batch_size}, lr {lr}, lambda {lam}")
         figure.savefig(out / FIGURE, dpi=110)
         plt.close(figure)

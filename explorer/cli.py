@@ -183,6 +183,8 @@ def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
         help=f"AE-MMD kernel (default: {_defaults('kernel')}: the RBF sum matches a Uniform prior only in mean and "
         "variance)")
     add("--seeds", type=int, default=1, help="seeds 0..S-1 per model")
+    add("--jobs", type=int, help="models trained at once, each in a process of one thread: on a CPU, one per core "
+        "is fastest (default: 1)")
     add("--out", required=True, type=Path, help="folder for the runs, table and figures")
 
 
@@ -335,6 +337,8 @@ def reproduce_options(args: argparse.Namespace) -> dict[str, Any]:
             takers = [name for name in EXPERIMENTS if key in _parameters(name)]
             flag = "--dataset-option" if key == "dataset_options" else _flag(key)
             raise ValueError(f"{flag} applies to {', '.join(takers)}; {args.experiment} does not take it")
+    if given.get("jobs", 1) < 1:
+        raise ValueError(f"--jobs: models trained at once, at least 1, got {given['jobs']}")
     return {**given, "seeds": range(args.seeds)}
 
 

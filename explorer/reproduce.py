@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
+import importlib
 import json
 import math
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,18 @@ from explorer.checkpoints import META_FILE
 from explorer.data import Dataset, load_dataset
 from explorer.figures import codes_figure
 from explorer.metrics.evaluate import encode_dataset, evaluate_codes
-from explorer.objectives import AEKLD, AEMMD, VAE, BetaTCVAE, BetaVAE, FactorVAE, Objective, objective_class
-from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, standard_normal
+from explorer.objectives import (
+    AEKLD,
+    AEMMD,
+    OBJECTIVES,
+    VAE,
+    BetaTCVAE,
+    BetaVAE,
+    FactorVAE,
+    Objective,
+    objective_class,
+)
+from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, families, standard_normal
 from explorer.training import Callback, TrainConfig, Trainer
 
 KL_FAILURE = tuple(cls.name for cls in (VAE, BetaVAE, AEMMD, AEKLD, Objective))  # the paper's Figure 1
@@ -61,6 +75,15 @@ def train_or_reuse(config: TrainConfig, dataset: Dataset, run: Path, callbacks: 
         trainer.run()
 
 
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One model to train (or reuse) into ``folder`` and evaluate: ``run`` with ``config``'s seed and steps."""
+
+    run: Run
+    config: TrainConfig
+    folder: Path
+
+
 def train_and_evaluate(
     out: Path,
     runs: Sequence[Run],
@@ -68,15 +91,46 @@ def train_and_evaluate(
     dataset: Dataset,
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Train (or reuse), evaluate and draw every run for every seed; one row per run and seed."""
-    rows = []
-    for run in runs:
-        for seed in seeds:
-            folder = out / f"{run.name}-seed{seed}"
-            train_or_reuse(dataclasses.replace(run.config, seed=seed), dataset, folder, callbacks)
-            rows.append(evaluate_run(folder, dataset, run, seed, eval_n))
-    return rows
+    tasks = [Task(run, dataclasses.replace(run.config, seed=seed), out / f"{run.name}-seed{seed}")
+             for run in runs for seed in seeds]
+    return list(evaluated(tasks, dataset, eval_n, callbacks, jobs))
+
+
+def evaluated(tasks: Sequence[Task], dataset: Dataset, eval_n: int, callbacks: Sequence[Callback] = (),
+              jobs: int = 1) -> Iterator[dict[str, Any]]:
+    """Each task trained (or reused) and evaluated, its row yielded in task order as soon as it is done.
+
+    With ``jobs`` > 1 the tasks run in that many worker processes of one thread each (on a CPU one process per
+    core trains faster than one process with all cores); the workers import the modules that registered the
+    objectives and prior families, so a ``--plugin``'s are known there too. Training is deterministic, so the rows
+    do not depend on ``jobs``."""
+    if jobs < 1:
+        raise ValueError(f"jobs: worker processes, at least 1, got {jobs}")
+    one = functools.partial(_train_and_evaluate, dataset=dataset, eval_n=eval_n, callbacks=callbacks)
+    if jobs == 1 or len(tasks) < 2:
+        return map(one, tasks)
+    return _in_workers(one, tasks, jobs)
+
+
+def _in_workers(one: Callable[[Task], dict[str, Any]], tasks: Sequence[Task], jobs: int) -> Iterator[dict[str, Any]]:
+    modules = sorted({cls.__module__ for cls in (*OBJECTIVES.values(), *families().values())})
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker, initargs=(modules,)) as pool:
+        yield from pool.map(one, tasks)
+
+
+def _worker(modules: Sequence[str]) -> None:
+    torch.set_num_threads(1)
+    for module in modules:
+        importlib.import_module(module)
+
+
+def _train_and_evaluate(task: Task, dataset: Dataset, eval_n: int, callbacks: Sequence[Callback]) -> dict[str, Any]:
+    train_or_reuse(task.config, dataset, task.folder, callbacks)
+    return evaluate_run(task.folder, dataset, task.run, task.config.seed, eval_n)
 
 
 def write_tables(out: Path, rows: list[dict[str, Any]], labels: dict[str, str], caption: str, setting: str,
@@ -117,6 +171,7 @@ def kl_failure(
     objectives: Sequence[str] = KL_FAILURE,
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Table 1 of the paper on one dataset: train and evaluate each objective (any registered one) for each seed
     into ``out`` (``lam`` weighs the penalty of the objectives that have a ``lam``: AE-MMD and AE-KLD). Returns
@@ -128,7 +183,7 @@ def kl_failure(
     options = f" {dataset_options}" if dataset_options else ""
     setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, "
                f"seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
-    rows = train_and_evaluate(out, runs, seeds, data, eval_n, callbacks)
+    rows = train_and_evaluate(out, runs, seeds, data, eval_n, callbacks, jobs)
     write_tables(out, rows, {run.name: run.label for run in runs}, "KL failure", setting, KL_FAILURE_COLUMNS)
     return rows
 
@@ -167,6 +222,7 @@ def engineered_priors(
     xy_options: dict[str, Any] | None = None,
     shapes_options: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
+    jobs: int = 1,
 ) -> dict[str, list[dict[str, Any]]]:
     """AE-MMD with engineered priors: Table 2 on ``xy`` into ``out/xy``, and on ``shapes`` (d = 5) into
     ``out/shapes`` a Gaussian prior, the dSprites hybrid prior, and latent copying (an `Empirical` prior made of
@@ -188,20 +244,20 @@ def engineered_priors(
 
     xy = load_dataset("xy", **xy_options)
     xy_runs = [Run(name, label, config("xy", xy_options, prior)) for name, (label, prior) in xy_priors().items()]
-    xy_rows = train_and_evaluate(out / "xy", xy_runs, seeds, xy, eval_n, callbacks)
+    xy_rows = train_and_evaluate(out / "xy", xy_runs, seeds, xy, eval_n, callbacks, jobs)
     write_tables(out / "xy", xy_rows, {run.name: run.label for run in xy_runs}, "Engineered priors",
                  f"xy, d = 2, AE-MMD, {budget}, metrics on {min(eval_n, len(xy)):,} images", ENGINEERED_COLUMNS)
 
     shapes = load_dataset("shapes", **shapes_options)
     shape_runs = [Run("gaussian", "Gaussian", config("shapes", shapes_options, standard_normal(5))),
                   Run("hybrid", "dSprites hybrid", config("shapes", shapes_options, dsprites_hybrid()))]
-    shape_rows = train_and_evaluate(out / "shapes", shape_runs, seeds, shapes, eval_n, callbacks)
+    shape_rows = train_and_evaluate(out / "shapes", shape_runs, seeds, shapes, eval_n, callbacks, jobs)
     labels = {run.name: run.label for run in shape_runs}
     for seed in seeds:
         # the copy trains with another seed, so that its initialization and batches differ from its source's
         prior = copied_prior(out / "shapes" / f"hybrid-seed{seed}", shapes)
         copy = Run(f"copy-of-hybrid-seed{seed}", f"copy of hybrid seed {seed}", config("shapes", shapes_options, prior))
-        shape_rows += train_and_evaluate(out / "shapes", [copy], [seed + 1], shapes, eval_n, callbacks)
+        shape_rows += train_and_evaluate(out / "shapes", [copy], [seed + 1], shapes, eval_n, callbacks, jobs)
         labels[copy.name] = copy.label
     write_tables(out / "shapes", shape_rows, labels, "Engineered priors",
                  f"shapes {shapes_options}, d = 5, AE-MMD, {budget}, metrics on {min(eval_n, len(shapes)):,} images",

@@ -7,6 +7,7 @@ import csv
 import inspect
 import json
 
+import pytest
 import torch
 
 import explorer
@@ -78,3 +79,24 @@ def test_kl_failure_refuses_a_kernel_choice(tmp_path, capsys):
     assert main(["reproduce", "kl-failure", "--kernel", "imq", "--out", str(tmp_path / "kl")]) == 2
     assert "--kernel applies to engineered-priors" in capsys.readouterr().err
     assert not (tmp_path / "kl").exists()
+
+
+def test_jobs_train_the_models_in_worker_processes_with_the_same_rows(tmp_path):
+    """Two workers give the rows one process gives, in the same order; a plugin's objective (registered here, by
+    importing tests/extension_example.py) is known in the workers too."""
+    import extension_example
+
+    options = {"dataset": "digits", "latent_dim": 3, "steps": 20, "seeds": (0, 1), "batch_size": 32,
+               "objectives": ("mmd", extension_example.CodeNormAE.name), "eval_n": 300}
+    alone = kl_failure(tmp_path / "one", **options)
+    parallel = kl_failure(tmp_path / "two", jobs=2, **options)
+    assert [(r["run"], r["seed"]) for r in parallel] == [("mmd", 0), ("mmd", 1), ("l2-ae", 0), ("l2-ae", 1)]
+    for one, two in zip(alone, parallel, strict=True):
+        assert two["nmse_db"] == pytest.approx(one["nmse_db"], abs=1e-3)
+        assert two["lps_lgbm"] == pytest.approx(one["lps_lgbm"], abs=0.02)
+
+
+def test_jobs_below_one_are_refused_before_any_work(tmp_path, capsys):
+    assert main(["reproduce", "budget", "--jobs", "0", "--out", str(tmp_path / "b")]) == 2
+    assert "--jobs: models trained at once, at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
