@@ -156,16 +156,18 @@ def _parameters(experiment: str) -> dict[str, inspect.Parameter]:
 
 
 def _defaults(parameter: str) -> str:
-    """The default of ``parameter`` in each experiment that takes it, e.g. "kl-failure 30.0, engineered-priors 2.0"."""
-    return ", ".join(f"{name} {_parameters(name)[parameter].default!r}" for name in EXPERIMENTS
-                     if parameter in _parameters(name))
+    """The default of ``parameter`` in each experiment that takes it and has one, e.g. "kl-failure 30.0,
+    engineered-priors 2.0"."""
+    defaults = {name: _parameters(name)[parameter].default for name in EXPERIMENTS if parameter in _parameters(name)}
+    return ", ".join(f"{name} {default!r}" for name, default in defaults.items() if default is not None)
 
 
 def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
     """Flags of the experiments' functions (`EXPERIMENTS`); their defaults are the functions' own."""
     add = reproduce_parser.add_argument
     add("experiment", choices=tuple(EXPERIMENTS), help="which comparison")
-    add("--dataset", help=f"dataset name (default: {_defaults('dataset')})")
+    add("--dataset", help=f"dataset name (default: {_defaults('dataset')}; engineered-priors runs "
+        f"{' or '.join(reproduce.ENGINEERED_DATASETS)} alone, by default both)")
     add("--dataset-option", dest="dataset_options", action="append", type=_key_value, metavar="KEY=VALUE",
         help="dataset option, repeatable, e.g. size=32 (kl-failure)")
     add("--objectives", nargs="+", choices=list(OBJECTIVES), metavar="NAME",

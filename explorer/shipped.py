@@ -24,25 +24,31 @@ from explorer.reproduce import engineered_priors, kl_failure
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 MANIFEST = "manifest.json"
 EVAL_N = 5000
-KL_FAILURE = {"steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0}  # on mnist-5k, d = 12
-ENGINEERED = {"steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
+SEEDS = (0, 1, 2)
+KL_FAILURE = {"steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0, "seeds": SEEDS}  # on mnist-5k, d = 12
+ENGINEERED_XY = {"dataset": "xy", "steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
+ENGINEERED_SHAPES = {"dataset": "shapes", "steps": 8000, "batch_size": 64, "lr": 2e-3, "lam": 2.0, "kernel": "imq",
+                     "seeds": SEEDS}
 SHAPES = {"dataset_options": {"size": 32}, "latent_dim": 5, "steps": 2000, "batch_size": 64, "lam": 2.0}
 BUDGET_MODEL = ("shapes", "mmd")  # the study's model shipped (at its last budget) for notebook 5's traversals
-BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 40000, "first": 2500, "lam": 30.0},
-           "shapes": {"dataset": "shapes", "dataset_options": {"size": 32}, "latent_dim": 5, "steps": 32000,
-                      "first": 1000, "lam": 2.0}}
+BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "first": 2500, "lam": 30.0,
+                        "seeds": SEEDS},
+           "shapes": {"dataset": "shapes", "dataset_options": {"size": 32}, "latent_dim": 5, "steps": 8000,
+                      "first": 1000, "lam": 2.0, "seeds": SEEDS}}
 
 
 def _flags(settings: dict[str, Any]) -> str:
+    """The command-line flags that give ``settings`` (``seeds`` 0..S-1 is ``--seeds S``)."""
     options = [f"--dataset-option {key}={value}" for key, value in settings.get("dataset_options", {}).items()]
-    return " ".join(options + [f"--{key.replace('_', '-')} {value}" for key, value in settings.items()
-                               if key != "dataset_options"])
+    return " ".join(options + [f"--{key.replace('_', '-')} {len(value) if key == 'seeds' else value}"
+                               for key, value in settings.items() if key != "dataset_options"])
 
 
 def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     """Run (or reuse) the reproductions in ``work`` and ship their runs into ``root``; returns the manifest."""
     bar = [ProgressBar()]
-    engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED)
+    engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_XY)
+    engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_SHAPES)
     kl_failure(work / "objectives-shapes", dataset="shapes", eval_n=EVAL_N, callbacks=bar, **SHAPES)
     kl_failure(work / "kl-failure", eval_n=EVAL_N, callbacks=bar, **KL_FAILURE)
     for name, settings in BUDGETS.items():
@@ -54,11 +60,11 @@ def ship_sets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     """Ship the finished reproductions in ``work`` into ``root``: runs, tables and ``manifest.json``."""
     kl_command = f"python -m explorer reproduce kl-failure --dataset mnist-5k --latent-dim 12 {_flags(KL_FAILURE)}"
     shapes_command = f"python -m explorer reproduce kl-failure --dataset shapes {_flags(SHAPES)}"
-    eng_command = f"python -m explorer reproduce engineered-priors {_flags(ENGINEERED)}"
+    engineered = "python -m explorer reproduce engineered-priors"
     sets = [("kl-failure", work / "kl-failure", kl_command),
             ("objectives-shapes", work / "objectives-shapes", shapes_command),
-            ("engineered/xy", work / "engineered" / "xy", eng_command),
-            ("engineered/shapes", work / "engineered" / "shapes", eng_command)]
+            ("engineered/xy", work / "engineered" / "xy", f"{engineered} {_flags(ENGINEERED_XY)}"),
+            ("engineered/shapes", work / "engineered" / "shapes", f"{engineered} {_flags(ENGINEERED_SHAPES)}")]
     entries = []
     for name, source, command in sets:
         if not (source / "results.json").exists():

@@ -16,6 +16,7 @@ from explorer.data import load_dataset
 from explorer.metrics.evaluate import encode_dataset
 from explorer.priors import Empirical, dsprites_hybrid
 from explorer.reproduce import KL_FAILURE, engineered_priors, kl_failure, xy_priors
+from explorer.shipped import ship
 
 
 def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):
@@ -42,6 +43,15 @@ def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):
                       eval_n=300)
     assert explorer.load(out / "mmd-seed0").step == 30 and len(rows) == 1
 
+    # a shipped (weights-only) copy of a finished run is reused as it is, and measures the same
+    ship(out / "mmd-seed0", tmp_path / "shipped" / "mmd-seed0", "test")
+    again = kl_failure(tmp_path / "shipped", dataset="digits", latent_dim=3, steps=30, seeds=(0,), batch_size=32,
+                       objectives=("mmd",), eval_n=300)
+    assert again[0]["nmse_db"] == rows[0]["nmse_db"]
+    with pytest.raises(ValueError, match="other settings"):
+        kl_failure(tmp_path / "shipped", dataset="digits", latent_dim=3, steps=30, seeds=(0,), batch_size=16,
+                   objectives=("mmd",), eval_n=300)
+
 
 def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_path):
     out = tmp_path / "eng"
@@ -61,6 +71,12 @@ def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_p
     assert "| dSprites hybrid |" in table and "| copy of hybrid seed 0 |" in table
     for name in ("gaussian-seed0", "hybrid-seed0", "copy-of-hybrid-seed0-seed1"):
         assert (out / "shapes" / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+    only_xy = engineered_priors(tmp_path / "xy-only", dataset="xy", steps=15, batch_size=32, eval_n=200,
+                                xy_options={"n": 400})
+    assert list(only_xy) == ["xy"] and not (tmp_path / "xy-only" / "shapes").exists()
+    with pytest.raises(ValueError, match="dataset is one of xy, shapes, got 'mnist'"):
+        engineered_priors(tmp_path / "none", dataset="mnist")
 
 
 def test_the_command_line_leaves_unset_options_to_each_functions_defaults():
