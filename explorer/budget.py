@@ -12,7 +12,7 @@ AE-MMD after 1,000 steps reached LPS-lgbm 0.51 and NMSE -11.6 dB with 2e-3, agai
 
 Outputs in ``out``: ``budget.json`` (one row per run, seed and step, rewritten after every evaluation) and
 ``budget.png`` (metric against images seen on a log axis, one line per objective: the mean over seeds, with a
-band from the lowest to the highest seed).
+band from the lowest to the highest seed; a budget that fewer seeds reached is drawn dotted).
 """
 
 from __future__ import annotations
@@ -102,20 +102,26 @@ def _measured(results: Path, setting: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def curves_figure(rows: Sequence[dict[str, Any]], title: str, metrics: Sequence[str] = CURVE_METRICS) -> plt.Figure:
-    """Each metric against images seen (log axis): per objective the mean over seeds and a min-max band."""
+    """Each metric against images seen (log axis): per objective the mean over seeds and a min-max band; budgets
+    that fewer seeds reached continue the line dotted, so that a mean over other seeds does not pass for a trend."""
     from explorer.metrics.evaluate import LABELS as METRIC_LABELS
 
     shown = [m for m in metrics if any(m in row for row in rows)]
+    seeds = len({row["seed"] for row in rows})
     figure, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.2), squeeze=False, layout="constrained")
     for ax, metric in zip(axes[0], shown, strict=True):
         for name in dict.fromkeys(row["run"] for row in rows):
             images = sorted({row["images"] for row in rows if row["run"] == name})
             values = [[row[metric] for row in rows if row["run"] == name and row["images"] == x] for x in images]
             mean = np.array([np.mean(v) for v in values])
+            full = sum(len(v) == seeds for v in values)  # budgets grow together, so these come first
             label = OBJECTIVES[name].label if name in OBJECTIVES else name
-            (line,) = ax.plot(images, mean, marker="o", markersize=3, label=label)
-            if any(len(v) > 1 for v in values):
-                ax.fill_between(images, [min(v) for v in values], [max(v) for v in values],
+            (line,) = ax.plot(images[:full], mean[:full], marker="o", markersize=3, label=label)
+            if full < len(images):
+                ax.plot(images[max(full - 1, 0):], mean[max(full - 1, 0):], ":", marker="o", markersize=3,
+                        markerfacecolor="none", color=line.get_color())
+            if seeds > 1:
+                ax.fill_between(images[:full], [min(v) for v in values[:full]], [max(v) for v in values[:full]],
                                 color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks run into each other

@@ -8,7 +8,7 @@ import json
 import pytest
 
 import explorer
-from explorer.budget import budget, schedule
+from explorer.budget import budget, curves_figure, schedule
 from explorer.cli import main
 
 
@@ -49,3 +49,15 @@ def test_reproduce_budget_from_the_command_line(tmp_path, capsys):
     assert "budget.json" in capsys.readouterr().out
     assert main(["reproduce", "budget", "--kernel", "imq", "--out", str(tmp_path / "other")]) == 2
     assert "--kernel applies to engineered-priors" in capsys.readouterr().err
+
+
+def test_curves_draw_the_seed_mean_with_a_band_and_dot_the_budgets_fewer_seeds_reached():
+    rows = [{"run": "mmd", "seed": seed, "step": step, "images": 64 * step, "lps_lgbm": value}
+            for seed, step, value in ((0, 1, 0.5), (1, 1, 0.7), (0, 2, 0.4), (1, 2, 0.6), (0, 4, 0.1))]
+    ax = curves_figure(rows, "test", metrics=("lps_lgbm",)).axes[0]
+    solid, dotted = ax.get_lines()
+    assert list(solid.get_ydata()) == pytest.approx([0.6, 0.5]) and solid.get_linestyle() == "-"
+    assert list(dotted.get_xdata()) == [128, 256] and list(dotted.get_ydata()) == pytest.approx([0.5, 0.1])
+    assert dotted.get_linestyle() == ":"
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(0.4) and band[:, 1].max() == pytest.approx(0.7)
