@@ -352,7 +352,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.experiment == "budget":
         print(f"written: {args.out / budget.RESULTS}, {args.out / budget.FIGURE}, steps/ (weights per budget)")
         return 0
-    tables = [args.out] if args.experiment == "kl-failure" else [args.out / "xy", args.out / "shapes"]
+    sets = [options["dataset"]] if "dataset" in options else reproduce.ENGINEERED_DATASETS
+    tables = [args.out] if args.experiment == "kl-failure" else [args.out / name for name in sets]
     for folder in tables:
         print((folder / "table.md").read_text())
         print(f"written: {folder / 'table.md'}, table.csv, results.json, figures/")

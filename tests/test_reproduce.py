@@ -91,6 +91,14 @@ def test_the_command_line_leaves_unset_options_to_each_functions_defaults():
     assert reproduce_options(args) == {"lam": 3.0, "objectives": ["ae", "mmd"], "seeds": range(1)}
 
 
+def test_engineered_priors_on_one_dataset_prints_its_table_only(tmp_path, capsys):
+    assert main(["reproduce", "engineered-priors", "--dataset", "xy", "--steps", "5", "--batch-size", "16",
+                 "--eval-n", "100", "--out", str(tmp_path / "eng")]) == 0
+    printed = capsys.readouterr().out
+    assert "Engineered priors: xy" in printed and "shapes" not in printed
+    assert not (tmp_path / "eng" / "shapes").exists()
+
+
 def test_kl_failure_refuses_a_kernel_choice(tmp_path, capsys):
     assert main(["reproduce", "kl-failure", "--kernel", "imq", "--out", str(tmp_path / "kl")]) == 2
     assert "--kernel applies to engineered-priors" in capsys.readouterr().err
