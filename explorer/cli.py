@@ -348,12 +348,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     from explorer.progress import ProgressBar
 
     options = reproduce_options(args)
-    EXPERIMENTS[args.experiment](args.out, callbacks=[ProgressBar()], **options)
+    results = EXPERIMENTS[args.experiment](args.out, callbacks=[ProgressBar()], **options)
     if args.experiment == "budget":
         print(f"written: {args.out / budget.RESULTS}, {args.out / budget.FIGURE}, steps/ (weights per budget)")
         return 0
-    sets = [options["dataset"]] if "dataset" in options else reproduce.ENGINEERED_DATASETS
-    tables = [args.out] if args.experiment == "kl-failure" else [args.out / name for name in sets]
+    tables = [args.out] if args.experiment == "kl-failure" else [args.out / name for name in results]  # sets made
     for folder in tables:
         print((folder / "table.md").read_text())
         print(f"written: {folder / 'table.md'}, table.csv, results.json, figures/")

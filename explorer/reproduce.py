@@ -252,42 +252,30 @@ def engineered_priors(
 
     rows = {}
     if dataset in (None, "xy"):
-        rows["xy"] = _engineered_xy(out / "xy", config, xy_options, seeds, eval_n, callbacks, jobs, budget)
+        xy = load_dataset("xy", **xy_options)
+        xy_runs = [Run(name, label, config("xy", xy_options, prior)) for name, (label, prior) in xy_priors().items()]
+        rows["xy"] = train_and_evaluate(out / "xy", xy_runs, seeds, xy, eval_n, callbacks, jobs)
+        write_tables(out / "xy", rows["xy"], {run.name: run.label for run in xy_runs}, "Engineered priors",
+                     f"xy, d = 2, AE-MMD, {budget}, metrics on {min(eval_n, len(xy)):,} images", ENGINEERED_COLUMNS)
     if dataset in (None, "shapes"):
-        rows["shapes"] = _engineered_shapes(out / "shapes", config, shapes_options, seeds, eval_n, callbacks, jobs,
-                                            budget)
+        shapes = load_dataset("shapes", **shapes_options)
+        shape_runs = [Run("gaussian", "Gaussian", config("shapes", shapes_options, standard_normal(5))),
+                      Run("hybrid", "dSprites hybrid", config("shapes", shapes_options, dsprites_hybrid()))]
+        rows["shapes"] = train_and_evaluate(out / "shapes", shape_runs, seeds, shapes, eval_n, callbacks, jobs)
+        copies = []
+        for seed in seeds:
+            # the copy trains with another seed, so that its initialization and batches differ from its source's
+            prior = copied_prior(out / "shapes" / f"hybrid-seed{seed}", shapes)
+            copy = Run(f"copy-of-hybrid-seed{seed}", f"copy of hybrid seed {seed}",
+                       config("shapes", shapes_options, prior))
+            copies.append(Task(copy, dataclasses.replace(copy.config, seed=seed + 1),
+                               out / "shapes" / f"{copy.name}-seed{seed + 1}"))
+        rows["shapes"] += evaluated(copies, shapes, eval_n, callbacks, jobs)
+        labels = {run.name: run.label for run in (*shape_runs, *(task.run for task in copies))}
+        write_tables(out / "shapes", rows["shapes"], labels, "Engineered priors",
+                     f"shapes {shapes_options}, d = 5, AE-MMD, {budget}, metrics on {min(eval_n, len(shapes)):,} "
+                     "images", ENGINEERED_COLUMNS)
     return rows
-
-
-def _engineered_xy(out: Path, config: Callable[..., TrainConfig], xy_options: dict[str, Any], seeds: Sequence[int],
-                   eval_n: int, callbacks: Sequence[Callback], jobs: int, budget: str) -> list[dict[str, Any]]:
-    xy = load_dataset("xy", **xy_options)
-    xy_runs = [Run(name, label, config("xy", xy_options, prior)) for name, (label, prior) in xy_priors().items()]
-    xy_rows = train_and_evaluate(out, xy_runs, seeds, xy, eval_n, callbacks, jobs)
-    write_tables(out, xy_rows, {run.name: run.label for run in xy_runs}, "Engineered priors",
-                 f"xy, d = 2, AE-MMD, {budget}, metrics on {min(eval_n, len(xy)):,} images", ENGINEERED_COLUMNS)
-    return xy_rows
-
-
-def _engineered_shapes(out: Path, config: Callable[..., TrainConfig], shapes_options: dict[str, Any],
-                       seeds: Sequence[int], eval_n: int, callbacks: Sequence[Callback], jobs: int,
-                       budget: str) -> list[dict[str, Any]]:
-    shapes = load_dataset("shapes", **shapes_options)
-    shape_runs = [Run("gaussian", "Gaussian", config("shapes", shapes_options, standard_normal(5))),
-                  Run("hybrid", "dSprites hybrid", config("shapes", shapes_options, dsprites_hybrid()))]
-    shape_rows = train_and_evaluate(out, shape_runs, seeds, shapes, eval_n, callbacks, jobs)
-    copies = []
-    for seed in seeds:
-        # the copy trains with another seed, so that its initialization and batches differ from its source's
-        prior = copied_prior(out / f"hybrid-seed{seed}", shapes)
-        copy = Run(f"copy-of-hybrid-seed{seed}", f"copy of hybrid seed {seed}", config("shapes", shapes_options, prior))
-        copies.append(Task(copy, dataclasses.replace(copy.config, seed=seed + 1), out / f"{copy.name}-seed{seed + 1}"))
-    shape_rows += evaluated(copies, shapes, eval_n, callbacks, jobs)
-    labels = {run.name: run.label for run in (*shape_runs, *(task.run for task in copies))}
-    write_tables(out, shape_rows, labels, "Engineered priors",
-                 f"shapes {shapes_options}, d = 5, AE-MMD, {budget}, metrics on {min(eval_n, len(shapes)):,} images",
-                 ENGINEERED_COLUMNS)
-    return shape_rows
 
 
 def copied_prior(source: Path, dataset: Dataset, n: int = COPIED_CODES) -> Empirical:
