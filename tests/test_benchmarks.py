@@ -54,3 +54,24 @@ def test_live_overhead_smoke_reports_ratio_latency_and_memory(monkeypatch, capsy
     watched = next(line for line in out.splitlines() if line.startswith("| watched"))
     assert float(watched.split("|")[3]) > 0  # the ratio against the headless reference
     assert "p95" in out and "per 20 min extrapolated" in out and "(bounded)" in out
+
+
+def test_cpu_recipe_smoke_measures_throughput_and_learning_curves(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["cpu_recipe.py", "--smoke", "--plateau", str(tmp_path)])
+    runpy.run_path(str(BENCHMARKS / "cpu_recipe.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    throughput = {line[:28].strip(): line[28:].split() for line in lines[2:7]}
+    assert throughput["reference"][1] == "1.00" and float(throughput["channels_last"][0]) > 0
+    assert float(throughput["2 processes x 1 thread"][0]) > 0
+    curves = json.loads((tmp_path / "curves.json").read_text())
+    assert list(curves) == ["reference", "batch 512, lr 2e-3"]  # channels_last learns the same: no curve
+    assert [row["images"] for row in curves["reference"]] == [512, 1024]
+    assert all(0 <= row["lps_lgbm"] <= 1.5 for rows in curves.values() for row in rows)
+
+
+def test_cpu_recipe_plateau_is_the_first_budget_near_the_lowest_and_none_while_still_falling():
+    plateau = runpy.run_path(str(BENCHMARKS / "cpu_recipe.py"))["plateau"]
+    images = [1, 2, 4, 8]
+    assert plateau([0.60, 0.45, 0.41, 0.40], images, 0.03) == 4
+    assert plateau([0.60, 0.45, 0.47, 0.44], images, 0.03) == 2  # noise after the drop
+    assert plateau([0.60, 0.45, 0.41, 0.35], images, 0.03) is None  # the last doubling still gained 0.06
