@@ -67,37 +67,38 @@ def config(name: str, images: int = BUDGETS[-1]) -> TrainConfig:
     return dataclasses.replace(new, steps=max(1, images // new.batch_size))
 
 
+def warmed_trainer(name: str) -> Trainer:
+    """A trainer of choice ``name`` after three steps (warm-up, and torch.compile's compilation)."""
+    cfg = config(name)
+    trainer = Trainer(cfg, dataset=load_dataset(cfg.dataset, **cfg.dataset_options))
+    for _ in range(3):
+        trainer.train_step()
+    return trainer
+
+
+def timed(trainer: Trainer, seconds: float) -> float:
+    """Images/s of ``trainer`` over about ``seconds`` of steps."""
+    steps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        trainer.train_step()
+        steps += 1
+    return steps * trainer.config.batch_size / elapsed
+
+
 def images_per_second(names: list[str], rounds: int, seconds: float) -> dict[str, float]:
     """Median images/s per choice, timed round-robin for about ``seconds`` each per round, one thread."""
     torch.set_num_threads(1)
-    trainers = {}
-    for name in names:
-        cfg = config(name)
-        trainers[name] = Trainer(cfg, dataset=load_dataset(cfg.dataset, **cfg.dataset_options))
-        for _ in range(3):  # warm-up (and torch.compile's compilation)
-            trainers[name].train_step()
+    trainers = {name: warmed_trainer(name) for name in names}
     rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
         for name, trainer in trainers.items():
-            steps, start = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - start) < seconds:
-                trainer.train_step()
-                steps += 1
-            rates[name].append(steps * trainer.config.batch_size / elapsed)
+            rates[name].append(timed(trainer, seconds))
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def _reference_rate(threads: int, seconds: float) -> float:
     torch.set_num_threads(threads)
-    cfg = config(REFERENCE)
-    trainer = Trainer(cfg, dataset=load_dataset(cfg.dataset, **cfg.dataset_options))
-    for _ in range(3):
-        trainer.train_step()
-    steps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        trainer.train_step()
-        steps += 1
-    return steps * cfg.batch_size / elapsed
+    return timed(warmed_trainer(REFERENCE), seconds)
 
 
 def threads_table(seconds: float) -> dict[str, float]:
