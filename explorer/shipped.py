@@ -29,7 +29,6 @@ KL_FAILURE = {"steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0, "seeds"
 ENGINEERED_XY = {"dataset": "xy", "steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
 ENGINEERED_SHAPES = {"dataset": "shapes", "steps": 8000, "batch_size": 64, "lr": 2e-3, "lam": 2.0, "kernel": "imq",
                      "seeds": SEEDS}
-SHAPES = {"dataset_options": {"size": 32}, "latent_dim": 5, "steps": 2000, "batch_size": 64, "lam": 2.0}
 BUDGET_MODEL = ("shapes", "mmd")  # the study's model shipped (at its last budget) for notebook 5's traversals
 BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "first": 2500, "lam": 30.0,
                         "seeds": SEEDS},
@@ -49,7 +48,6 @@ def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     bar = [ProgressBar()]
     engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_XY)
     engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_SHAPES)
-    kl_failure(work / "objectives-shapes", dataset="shapes", eval_n=EVAL_N, callbacks=bar, **SHAPES)
     kl_failure(work / "kl-failure", eval_n=EVAL_N, callbacks=bar, **KL_FAILURE)
     for name, settings in BUDGETS.items():
         budget(work / "budget" / name, eval_n=EVAL_N, callbacks=bar, **settings)
@@ -59,10 +57,8 @@ def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
 def ship_sets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     """Ship the finished reproductions in ``work`` into ``root``: runs, tables and ``manifest.json``."""
     kl_command = f"python -m explorer reproduce kl-failure --dataset mnist-5k --latent-dim 12 {_flags(KL_FAILURE)}"
-    shapes_command = f"python -m explorer reproduce kl-failure --dataset shapes {_flags(SHAPES)}"
     engineered = "python -m explorer reproduce engineered-priors"
     sets = [("kl-failure", work / "kl-failure", kl_command),
-            ("objectives-shapes", work / "objectives-shapes", shapes_command),
             ("engineered/xy", work / "engineered" / "xy", f"{engineered} {_flags(ENGINEERED_XY)}"),
             ("engineered/shapes", work / "engineered" / "shapes", f"{engineered} {_flags(ENGINEERED_SHAPES)}")]
     entries = []
@@ -76,8 +72,17 @@ def ship_sets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
             entries.append({"path": f"{name}/{run.name}",
                             **ship(run, root / name / run.name, f"{command} --out OUT  # run OUT/{run.name}")})
     entries += ship_budgets(work, root)
-    (root / MANIFEST).write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
+    _write_manifest(root, entries)
     return entries
+
+
+def _write_manifest(root: Path, entries: list[dict[str, Any]]) -> None:
+    """Write ``manifest.json`` with ``entries`` and the earlier entries of every set not shipped now, so that
+    shipping one set from a work folder that lacks the others does not drop theirs."""
+    shipped = {entry["path"].rsplit("/", 1)[0] for entry in entries}
+    earlier = manifest(root) if (root / MANIFEST).exists() else []
+    kept = [entry for entry in earlier if entry["path"].rsplit("/", 1)[0] not in shipped]
+    (root / MANIFEST).write_text(json.dumps({"checkpoints": kept + entries}, indent=2) + "\n")
 
 
 def budget_command(name: str) -> str:

@@ -4,16 +4,19 @@ alters them fails)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
 import explorer
 from explorer.metrics.evaluate import encode_dataset
 from explorer.metrics.lps import lps
-from explorer.shipped import ROOT, manifest
+from explorer.shipped import MANIFEST, ROOT, manifest, ship_sets
 
 ENTRIES = manifest()
 OBJECTIVES = ("vae", "beta-vae", "mmd", "kld", "ae")
-EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {f"objectives-shapes/{name}" for name in OBJECTIVES} | {
+EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {
     f"engineered/xy/{name}" for name in ("gaussian", "uniform", "gmm")} | {
     f"engineered/shapes/{name}" for name in ("gaussian", "hybrid", *(f"copy-of-hybrid-seed{s}" for s in range(3)))} | {
     "budget/shapes/mmd"}
@@ -38,3 +41,18 @@ def test_a_shipped_checkpoint_loads_and_reproduces_its_manifest_metrics(entry):
     for method in ("lgbm", "mlp"):
         score = lps(codes, method=method, seed=entry["eval"]["seed"]).score
         assert score == pytest.approx(entry["metrics"][f"lps_{method}"], abs=0.02), method
+
+
+def test_shipping_one_set_keeps_the_manifest_entries_of_the_others(tmp_path):
+    work, root = tmp_path / "work", tmp_path / "root"
+    shutil.copytree(ROOT / "engineered" / "xy", work / "engineered" / "xy")
+    for entry in ENTRIES:  # the evaluation each run would carry after training, so nothing is re-measured
+        if entry["path"].startswith("engineered/xy/"):
+            report = {"n": entry["eval"]["n"], "seed": entry["eval"]["seed"], "metrics": entry["metrics"]}
+            (work / entry["path"] / "evaluation.json").write_text(json.dumps(report))
+    root.mkdir()
+    shutil.copyfile(ROOT / MANIFEST, root / MANIFEST)
+    xy = {entry["path"] for entry in ENTRIES if entry["path"].startswith("engineered/xy/")}
+    assert {entry["path"] for entry in ship_sets(work, root)} == xy
+    assert sorted(e["path"] for e in manifest(root)) == sorted(e["path"] for e in ENTRIES)
+    assert (root / "engineered" / "xy" / "uniform-seed0" / "checkpoint.json").exists()
