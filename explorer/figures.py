@@ -152,7 +152,8 @@ def pairs_figure(codes: Mapping[str, np.ndarray], prior: Prior, n: int = 2000) -
 
 def traversals_figure(models: Mapping[str, TrainedModel], codes: Mapping[str, np.ndarray]) -> Figure:
     """Per model, its decoded traversals side by side: row i varies z_i over the quantiles of the model's prior
-    (N(0, 1) if it has none), the other dimensions held at the code of the first image (``codes[label][0]``)."""
+    (N(0, 1) if it has none), the other dimensions held at the code of the first image (``codes[label][0]``).
+    Thin lines frame the tiles, so that a change of position along a row reads as one."""
     from explorer.live import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
     from explorer.priors import standard_normal
 
@@ -165,6 +166,8 @@ def traversals_figure(models: Mapping[str, TrainedModel], codes: Mapping[str, np
         grid = traversal_grid(trained.model, torch.from_numpy(codes[label][0]), values)  # [d, k, H, W, C]
         d, k, h, w, c = grid.shape
         ax.imshow(grid.transpose(0, 2, 1, 3, 4).reshape(d * h, k * w, c).squeeze(), cmap="gray", vmin=0, vmax=255)
+        ax.hlines(np.arange(1, d) * h - 0.5, -0.5, k * w - 0.5, color="0.4", linewidth=0.6)
+        ax.vlines(np.arange(1, k) * w - 0.5, -0.5, d * h - 0.5, color="0.4", linewidth=0.6)
         ax.set_yticks([h * (i + 0.5) for i in range(d)], [f"z{i}" for i in range(d)], fontsize=FONT)
         ax.set_xticks([w * (j + 0.5) for j in range(k)], [f"{q:.0%}" for q in TRAVERSAL_QUANTILES], fontsize=FONT)
         ax.set_xlabel("prior quantile of z_i", fontsize=FONT)

@@ -68,3 +68,6 @@ def test_traversals_figure_tiles_one_row_per_dimension_over_the_models_prior(tmp
     fig = figures.traversals_figure({"m": trained}, {"m": np.zeros((4, 3), dtype=np.float32)})
     (image,) = fig.axes[0].images
     assert image.get_array().shape[:2] == (3 * 8, 7 * 8) and len(fig.axes[0].get_yticks()) == 3
+    rows, columns = fig.axes[0].collections  # the lines between the tiles
+    assert [segment[0][1] for segment in rows.get_segments()] == [7.5, 15.5]
+    assert [segment[0][0] for segment in columns.get_segments()] == [8 * j - 0.5 for j in range(1, 7)]
