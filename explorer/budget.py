@@ -59,23 +59,25 @@ def budget(
     batch_size: int = 64,
     lr: float = 2e-3,
     lam: float = 2.0,
+    kernel: str | None = None,
     objectives: Sequence[str] = KL_FAILURE,
     eval_n: int = 5000,
     callbacks: Sequence[Callback] = (),
     jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every objective and seed at each budget of `schedule`; returns one row per run, seed
-    and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``."""
+    and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``.
+    ``lam`` and ``kernel`` go to the objectives that take them; ``kernel`` None keeps their default (the RBF sum)."""
     from explorer.shipped import ship
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(dataset, **(dataset_options or {}))
-    runs = objective_runs(objectives, dataset, dataset_options, lam=lam, latent_dim=latent_dim, steps=steps,
-                          batch_size=batch_size, lr=lr)
+    runs = objective_runs(objectives, dataset, dataset_options, lam=lam, kernel=kernel, latent_dim=latent_dim,
+                          steps=steps, batch_size=batch_size, lr=lr)
     setting = {"dataset": dataset, "dataset_options": dict(dataset_options or {}), "latent_dim": latent_dim,
-               "batch_size": batch_size, "lr": lr, "lam": lam, "eval_n": min(eval_n, len(data)),
-               "epoch_images": len(data)}
+               "batch_size": batch_size, "lr": lr, "lam": lam, **({"kernel": kernel} if kernel else {}),
+               "eval_n": min(eval_n, len(data)), "epoch_images": len(data)}
     rows = _measured(out / RESULTS, setting)
     for step in schedule(first, steps):
         tasks = [Task(run, dataclasses.replace(run.config, steps=step, seed=seed), out / f"{run.name}-seed{seed}")
@@ -85,7 +87,9 @@ def budget(
             ship(task.folder, out / "steps" / task.folder.name / f"step{step}", f"budget step {step}")
             rows.append({**row, "step": step, "images": step * batch_size})
             (out / RESULTS).write_text(json.dumps({"setting": setting, "rows": rows}, indent=2))
-        figure = curves_figure(rows, f"{dataset}, d = {latent_dim}, batch {batch_size}, lr {lr}, lambda {lam}")
+        kernel_note = f", {kernel} kernel" if kernel else ""
+        figure = curves_figure(rows, f"{dataset}, d = {latent_dim}, batch {batch_size}, lr {lr}, lambda {lam}"
+                                     f"{kernel_note}")
         figure.savefig(out / FIGURE, dpi=110)
         plt.close(figure)
     return rows

@@ -182,8 +182,8 @@ def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
     for name, (kind, text) in numbers.items():
         add(_flag(name), type=kind, help=f"{text} (default: {_defaults(name)})")
     add("--kernel", choices=KERNELS,
-        help=f"AE-MMD kernel (default: {_defaults('kernel')}: the RBF sum matches a Uniform prior only in mean and "
-        "variance)")
+        help=f"AE-MMD kernel (default: {_defaults('kernel')}, elsewhere the paper's RBF sum, which matches a "
+        "Uniform prior only in mean and variance)")
     add("--seeds", type=int, default=1, help="seeds 0..S-1 per model")
     add("--jobs", type=int, help="models trained at once, each in a process of one thread: on a CPU, one per core "
         "is fastest (default: 1)")

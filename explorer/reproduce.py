@@ -194,12 +194,15 @@ def kl_failure(
 
 
 def objective_runs(objectives: Sequence[str], dataset: str, dataset_options: dict[str, Any] | None, lam: float,
-                   **settings: Any) -> list[Run]:
+                   kernel: str | None = None, **settings: Any) -> list[Run]:
     """One run per objective (any registered one), trained alike; ``lam`` goes to the objectives that have a
-    ``lam``; ``settings`` are further `TrainConfig` fields."""
+    ``lam``, ``kernel`` (unless None: each objective's default) to those that have a ``kernel``; ``settings`` are
+    further `TrainConfig` fields."""
+    given = {LAM: lam, **({"kernel": kernel} if kernel else {})}
     runs = []
     for cls in map(objective_class, objectives):
-        options = {LAM: lam} if LAM in {f.name for f in dataclasses.fields(cls.Config)} else {}
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        options = {key: value for key, value in given.items() if key in fields}
         runs.append(Run(cls.name, cls.label, TrainConfig(
             dataset=dataset, dataset_options=dict(dataset_options or {}), objective=cls.name,
             objective_options=options, checkpoint_every=0, **settings)))

@@ -43,12 +43,16 @@ def test_budget_measures_each_run_at_each_budget_and_reuses_what_it_measured(tmp
 def test_reproduce_budget_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["reproduce", "budget", "--dataset", "digits", "--latent-dim", "3", "--steps", "4", "--first", "2",
-                 "--objectives", "mmd", "vae", "--batch-size", "32", "--eval-n", "300", "--out", str(out)]) == 0
-    rows = json.loads((out / "budget.json").read_text())["rows"]
-    assert [(r["run"], r["step"]) for r in rows] == [("mmd", 2), ("vae", 2), ("mmd", 4), ("vae", 4)]
+                 "--objectives", "mmd", "vae", "--batch-size", "32", "--eval-n", "300", "--kernel", "imq",
+                 "--out", str(out)]) == 0
+    study = json.loads((out / "budget.json").read_text())
+    assert [(r["run"], r["step"]) for r in study["rows"]] == [("mmd", 2), ("vae", 2), ("mmd", 4), ("vae", 4)]
+    assert study["setting"]["kernel"] == "imq"
+    assert explorer.load(out / "mmd-seed0").config["train"]["objective_options"] == {"lam": 2.0, "kernel": "imq"}
+    assert explorer.load(out / "vae-seed0").config["train"]["objective_options"] == {}  # the VAE has no kernel
     assert "budget.json" in capsys.readouterr().out
-    assert main(["reproduce", "budget", "--kernel", "imq", "--out", str(tmp_path / "other")]) == 2
-    assert "--kernel applies to engineered-priors" in capsys.readouterr().err
+    assert main(["reproduce", "kl-failure", "--kernel", "imq", "--out", str(tmp_path / "other")]) == 2
+    assert "--kernel applies to engineered-priors, budget" in capsys.readouterr().err
 
 
 def test_curves_draw_the_seed_mean_with_a_band_and_dot_the_budgets_fewer_seeds_reached():
