@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from explorer.data import load_dataset
-from explorer.reproduce import Run, evaluate_run, objective_runs, train_or_reuse
+from explorer.reproduce import LAM, Run, evaluate_run, objective_runs, train_or_reuse
 from explorer.training import TrainConfig, Trainer
 
 REFERENCE = "reference"
@@ -58,7 +58,7 @@ EVAL_N = 5000  # as the budget study
 
 def config(name: str, images: int = BUDGETS[-1]) -> TrainConfig:
     """The reference AE-MMD run with choice ``name`` applied, trained for ``images`` images."""
-    (base,) = objective_runs(("mmd",), "shapes", {"size": 32}, lam=2.0, latent_dim=5, batch_size=64, lr=2e-3)
+    (base,) = objective_runs(("mmd",), "shapes", {"size": 32}, {LAM: 2.0}, latent_dim=5, batch_size=64, lr=2e-3)
     changed = CHOICES[name][0]
     options = {**base.config.dataset_options, **changed.get("dataset_options", {})}
     objective_options = {**base.config.objective_options, **changed.get("objective_options", {})}

@@ -29,7 +29,7 @@ from matplotlib.ticker import NullFormatter
 
 from explorer.data import load_dataset
 from explorer.objectives import OBJECTIVES
-from explorer.reproduce import KL_FAILURE, Task, evaluated, objective_runs
+from explorer.reproduce import KL_FAILURE, LAM, Task, evaluated, objective_runs
 from explorer.training import Callback
 
 CURVE_METRICS = ("lps_lgbm", "lps_mlp", "nmse_db", "mmd_to_prior", "mig", "dci_disentanglement")
@@ -73,11 +73,12 @@ def budget(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(dataset, **(dataset_options or {}))
-    runs = objective_runs(objectives, dataset, dataset_options, lam=lam, kernel=kernel, latent_dim=latent_dim,
+    objective_options = {LAM: lam, **({"kernel": kernel} if kernel else {})}
+    runs = objective_runs(objectives, dataset, dataset_options, objective_options, latent_dim=latent_dim,
                           steps=steps, batch_size=batch_size, lr=lr)
     setting = {"dataset": dataset, "dataset_options": dict(dataset_options or {}), "latent_dim": latent_dim,
-               "batch_size": batch_size, "lr": lr, "lam": lam, **({"kernel": kernel} if kernel else {}),
-               "eval_n": min(eval_n, len(data)), "epoch_images": len(data)}
+               "batch_size": batch_size, "lr": lr, **objective_options, "eval_n": min(eval_n, len(data)),
+               "epoch_images": len(data)}
     rows = _measured(out / RESULTS, setting)
     for step in schedule(first, steps):
         tasks = [Task(run, dataclasses.replace(run.config, steps=step, seed=seed), out / f"{run.name}-seed{seed}")

@@ -183,8 +183,8 @@ def kl_failure(
     one row per run (name, seed and metrics)."""
     out = Path(out)
     data = load_dataset(dataset, **(dataset_options or {}))
-    runs = objective_runs(objectives, dataset, dataset_options, latent_dim=latent_dim, steps=steps,
-                          batch_size=batch_size, lr=lr, lam=lam)
+    runs = objective_runs(objectives, dataset, dataset_options, {LAM: lam}, latent_dim=latent_dim, steps=steps,
+                          batch_size=batch_size, lr=lr)
     options = f" {dataset_options}" if dataset_options else ""
     setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, "
                f"seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
@@ -193,16 +193,14 @@ def kl_failure(
     return rows
 
 
-def objective_runs(objectives: Sequence[str], dataset: str, dataset_options: dict[str, Any] | None, lam: float,
-                   kernel: str | None = None, **settings: Any) -> list[Run]:
-    """One run per objective (any registered one), trained alike; ``lam`` goes to the objectives that have a
-    ``lam``, ``kernel`` (unless None: each objective's default) to those that have a ``kernel``; ``settings`` are
-    further `TrainConfig` fields."""
-    given = {LAM: lam, **({"kernel": kernel} if kernel else {})}
+def objective_runs(objectives: Sequence[str], dataset: str, dataset_options: dict[str, Any] | None,
+                   objective_options: dict[str, Any], **settings: Any) -> list[Run]:
+    """One run per objective (any registered one), trained alike; each of ``objective_options`` (e.g. ``lam``)
+    goes to the objectives whose options have that name; ``settings`` are further `TrainConfig` fields."""
     runs = []
     for cls in map(objective_class, objectives):
         fields = {f.name for f in dataclasses.fields(cls.Config)}
-        options = {key: value for key, value in given.items() if key in fields}
+        options = {key: value for key, value in objective_options.items() if key in fields}
         runs.append(Run(cls.name, cls.label, TrainConfig(
             dataset=dataset, dataset_options=dict(dataset_options or {}), objective=cls.name,
             objective_options=options, checkpoint_every=0, **settings)))
