@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from explorer.data import load_dataset
-from explorer.reproduce import LAM, Run, evaluate_run, objective_runs, train_or_reuse
+from explorer.paper.reproduce import LAM, Run, evaluate_run, objective_runs, train_or_reuse
 from explorer.training import TrainConfig, Trainer
 
 REFERENCE = "reference"

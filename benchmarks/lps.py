@@ -139,12 +139,12 @@ def real_codes_table(paths: tuple[str, ...] = REAL, n: int = 5000) -> str:
     import explorer
     from explorer.metrics import lps
     from explorer.metrics.evaluate import encode_dataset
-    from explorer.shipped import ROOT as SHIPPED
+    from explorer.paper.shipped import checkpoints_root
 
     lines = ["| checkpoint | d | ours mean R^2 | ref mean R^2 | max abs dR^2 vs ref (vs 2-seed mean) "
              "| ref seed spread | ours s | ref s |", "|---|---|---|---|---|---|---|---|"]
     for path in paths:
-        trained = explorer.load(SHIPPED / path)
+        trained = explorer.load(checkpoints_root() / path)
         codes, _, _ = encode_dataset(trained, trained.load_dataset(), n, seed=0)
         start = time.perf_counter()
         ours = lps(codes, method="mlp", n=n).per_dim

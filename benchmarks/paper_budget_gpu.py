@@ -102,7 +102,7 @@ def main() -> None:
         process.join()
     rows = sorted(({**r, "size": settings["size"], "batch_size": settings["batch_size"]} for r in rows),
                   key=lambda r: args.objectives.index(r["run"]))
-    from explorer.shipped import ship
+    from explorer.paper.shipped import ship
 
     for r in rows:
         ship(args.out / "runs" / f"{r['run']}-seed0", args.out / "shipped" / f"{r['run']}-seed0",

@@ -104,7 +104,7 @@ class Sidecar(_Strict):
     @classmethod
     def _train(cls, value: dict[str, Any]) -> dict[str, Any]:
         from explorer.data import check_dataset
-        from explorer.training import TrainConfig
+        from explorer.settings import TrainConfig
 
         _built(lambda d: check_dataset(d["dataset"], **TrainConfig.from_dict(d).dataset_options), value)
         return value

@@ -1,9 +1,9 @@
 """Command line: ``python -m explorer train | evaluate | reproduce``; the explorer opens its checkpoints.
 
-The ``train`` flags are made from the declarations (`explorer.training.TrainConfig`'s fields and each registered
+The ``train`` flags are made from the declarations (`explorer.settings.TrainConfig`'s fields and each registered
 objective's ``Config``), so a setting is written down once; ``reproduce`` takes its defaults from the signatures of
-`explorer.reproduce.kl_failure` and `explorer.reproduce.engineered_priors`. ``--plugin MODULE`` imports a module
-first, so the objectives and prior families it registers are available (see the README, "Extending explorer").
+`explorer.paper.reproduce.kl_failure` and `explorer.paper.reproduce.engineered_priors`. ``--plugin MODULE`` imports a
+module first, so the objectives and prior families it registers are available (see the README, "Extending explorer").
 
 ``torchrun --nproc_per_node N -m explorer train ...`` trains on N processes (DistributedDataParallel; see
 `explorer.distributed`); ``--batch-size`` is then the global batch, and only rank 0 writes and prints.
@@ -25,10 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from explorer import budget, priors, reproduce
+from explorer import priors
 from explorer.mmd import KERNELS
 from explorer.objectives import OBJECTIVES
-from explorer.training import MODEL, TrainConfig
+from explorer.paper import budget, reproduce
+from explorer.settings import MODEL, TrainConfig
 
 OBJECTIVE_OPTION = "objective_option."  # argparse dest prefix of the objectives' options
 EXPERIMENTS = {"kl-failure": reproduce.kl_failure, "engineered-priors": reproduce.engineered_priors,

@@ -23,7 +23,7 @@ Each objective is one class: its ``name`` (the registry key, what ``--objective`
 the panel), its capabilities (``takes_prior``, ``gaussian_encoder``, ``supports_distributed``) and a ``Config``
 dataclass declaring its options with their defaults, checks and help; penalty weights are declared with `weight`,
 facts the trainer supplies from the run (latent size, dataset size) with ``fact=True``. `register` adds a class
-to `OBJECTIVES`, from which the command line, the training panel, `explorer.reproduce` and the trainer read.
+to `OBJECTIVES`, from which the command line, the training panel, `explorer.paper.reproduce` and the trainer read.
 Each class docstring gives its loss, ``loss = recon + ...``.
 """
 

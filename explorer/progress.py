@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from explorer.training import Callback, StepEvent, Trainer
+from explorer.events import Callback, StepEvent
+from explorer.training import Trainer
 
 
 class ProgressBar(Callback):

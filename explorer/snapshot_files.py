@@ -25,7 +25,8 @@ from explorer.checkpoints import atomic_write
 from explorer.history import BoundedHistory
 
 if TYPE_CHECKING:
-    from explorer.training import StepEvent, Trainer
+    from explorer.events import StepEvent
+    from explorer.training import Trainer
 
 SNAPSHOT_FILE = "live-snapshot.safetensors"
 

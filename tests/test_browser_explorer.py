@@ -134,8 +134,9 @@ def drive_the_explorer(page) -> None:
 
 def continue_the_shipped_model(page) -> None:
     """Open notebook 01's AE-MMD model: lam shows 30 with no "Settings changed"; Start trains past its step 10,000."""
-    add_cell(page, "from explorer.shipped import ROOT\n"
-                   "shipped = explorer.Explorer.from_checkpoint(ROOT / 'kl-failure/mmd-seed0', probe_size=256)\n"
+    add_cell(page, "from explorer.paper.shipped import checkpoints_root\n"
+                   "shipped = explorer.Explorer.from_checkpoint(checkpoints_root() / 'kl-failure/mmd-seed0',\n"
+                   "                                            probe_size=256)\n"
                    "shipped")
     view = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).nth(1)
     widget_button(view, "Start").wait_for(state="visible", timeout=120_000)

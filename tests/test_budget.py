@@ -8,8 +8,8 @@ import json
 import pytest
 
 import explorer
-from explorer.budget import budget, curves_figure, schedule
 from explorer.cli import main
+from explorer.paper.budget import budget, curves_figure, schedule
 
 
 def test_schedule_doubles_up_to_the_last_step():

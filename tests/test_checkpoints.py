@@ -252,9 +252,9 @@ def test_tensor_files_that_do_not_fit_are_refused_before_the_first_step(run, dig
 
 
 def test_a_shipped_version_1_checkpoint_loads_and_continues_as_version_2(tmp_path, digits):
-    from explorer.shipped import ROOT
+    from explorer.paper.shipped import checkpoints_root
 
-    source = ROOT / "engineered" / "xy" / "uniform-seed0"
+    source = checkpoints_root() / "engineered" / "xy" / "uniform-seed0"
     raw = json.loads((source / "checkpoint.json").read_text())
     assert raw["schema_version"] == 1 and "prior" in raw and "seed" in raw  # the old shape, three priors
     trained = explorer.load(source)

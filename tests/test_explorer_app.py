@@ -16,8 +16,8 @@ import explorer
 from explorer.data import load_dataset
 from explorer.live import REST_LPS_CODES, rest_codes
 from explorer.metrics.evaluate import encode_dataset
+from explorer.paper.shipped import checkpoints_root, manifest
 from explorer.priors import Gaussian
-from explorer.shipped import ROOT, manifest
 from explorer.training import TrainConfig, Trainer, TrainingError
 from tests.waiting import wait_until
 
@@ -337,7 +337,7 @@ def test_a_vae_disables_the_prior_tab_with_a_sentence_why(digits):
 @pytest.mark.slow
 def test_a_shipped_checkpoint_opens_as_trained_shows_the_notebooks_lps_and_start_continues_it(tmp_path):
     entry = next(e for e in manifest() if e["path"] == "kl-failure/mmd-seed0")  # the 0.036 vs 0.37
-    app = explorer.Explorer.from_checkpoint(ROOT / entry["path"], out=tmp_path / "run", probe_size=256,
+    app = explorer.Explorer.from_checkpoint(checkpoints_root() / entry["path"], out=tmp_path / "run", probe_size=256,
                                             refresh_hz=None)
     try:
         first = app.trainer

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import explorer
-from explorer import figures
+from explorer.paper import figures
 from explorer.priors import Empirical, Uniform, standard_normal
 
 

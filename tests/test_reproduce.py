@@ -14,9 +14,9 @@ import explorer
 from explorer.cli import build_parser, main, reproduce_options
 from explorer.data import load_dataset
 from explorer.metrics.evaluate import encode_dataset
+from explorer.paper.reproduce import KL_FAILURE, engineered_priors, kl_failure, xy_priors
+from explorer.paper.shipped import ship
 from explorer.priors import Empirical, dsprites_hybrid
-from explorer.reproduce import KL_FAILURE, engineered_priors, kl_failure, xy_priors
-from explorer.shipped import ship
 
 
 def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):

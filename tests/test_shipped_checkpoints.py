@@ -12,8 +12,9 @@ import pytest
 import explorer
 from explorer.metrics.evaluate import encode_dataset
 from explorer.metrics.lps import lps
-from explorer.shipped import MANIFEST, ROOT, manifest, ship_sets
+from explorer.paper.shipped import MANIFEST, checkpoints_root, manifest, ship_sets
 
+ROOT = checkpoints_root()
 ENTRIES = manifest()
 OBJECTIVES = ("vae", "beta-vae", "mmd", "kld", "ae")
 EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {

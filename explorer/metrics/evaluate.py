@@ -22,7 +22,7 @@ ENCODE_BATCH = 1024
 
 def check_sample(n: int, seed: int) -> None:
     """Refuse a sample size that is not a positive integer and a seed torch cannot take, before any work."""
-    from explorer.training import SEED_RANGE
+    from explorer.settings import SEED_RANGE
 
     if type(n) is not int or n < 1:
         raise ValueError(f"n (images to encode) must be a positive integer, got {n!r}")

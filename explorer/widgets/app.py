@@ -23,11 +23,12 @@ import ipywidgets as widgets
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.follow import Follower
 from explorer.live import REST_LPS_CODES, BackgroundTrainer, Snapshot
+from explorer.live.follow import Follower
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
-from explorer.training import TrainConfig, Trainer
+from explorer.settings import TrainConfig
+from explorer.training import Trainer
 from explorer.widgets.bokehjs import bokehjs_loader
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView

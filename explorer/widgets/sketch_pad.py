@@ -19,7 +19,7 @@ from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, CustomJS, FreehandDrawTool, PointDrawTool, Range1d
 from bokeh.plotting import figure
 
-from explorer.figures import sample_density
+from explorer.drawing import sample_density
 from explorer.priors import Prior
 from explorer.style import DRAW_COLOR, PRIOR_COLOR, PRIOR_LINE
 from explorer.widgets.bokehjs import BokehPane

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from explorer.figures import DPI, FONT, covariance, sample_density
+from explorer.drawing import DPI, FONT, covariance, sample_density
 from explorer.live import Snapshot
 from explorer.style import CODE_COLOR, PRIOR_COLOR, PRIOR_LINE
 from explorer.widgets.traversal_view import traversal_png

@@ -11,7 +11,7 @@ from bokeh.layouts import gridplot, row
 from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, LinearColorMapper
 from bokeh.plotting import figure
 
-from explorer.figures import sample_density
+from explorer.drawing import sample_density
 from explorer.live import Snapshot
 from explorer.style import CODE_COLOR, DIVERGING, PRIOR_LINE
 from explorer.widgets.bokehjs import BokehPane

@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 
 from explorer.live import Snapshot
 from explorer.objectives import OBJECTIVES
-from explorer.training import TrainConfig
+from explorer.settings import TrainConfig
 from explorer.widgets.bokehjs import BokehPane
 
 DATASET_CHOICES: dict[str, tuple[str, dict[str, Any]]] = {

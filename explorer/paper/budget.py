@@ -1,6 +1,6 @@
 """The budget study: how each objective's metrics move with training, to show where they plateau.
 
-Each run of `explorer.reproduce.kl_failure`'s set (one per objective and seed) is trained to geometrically spaced
+Each run of `explorer.paper.reproduce.kl_failure`'s set (one per objective and seed) is trained to geometrically spaced
 steps (``first``, 2 ``first``, 4 ``first``, ... up to ``steps``), evaluated at each, and a weights-only copy kept
 per evaluated step (``out/steps/<run>/step<k>``) so a curve can be re-measured without retraining. Runs are
 extended by exact resume, so the point at step k equals an uninterrupted run of k steps. The loop goes budget by
@@ -28,9 +28,9 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from explorer.data import load_dataset
+from explorer.events import Callback
 from explorer.objectives import OBJECTIVES
-from explorer.reproduce import KL_FAILURE, LAM, Task, evaluated, objective_runs
-from explorer.training import Callback
+from explorer.paper.reproduce import KL_FAILURE, LAM, Task, evaluated, objective_runs
 
 CURVE_METRICS = ("lps_lgbm", "lps_mlp", "nmse_db", "mmd_to_prior", "mig", "dci_disentanglement")
 RESULTS = "budget.json"
@@ -68,7 +68,7 @@ def budget(
     """Train and evaluate every objective and seed at each budget of `schedule`; returns one row per run, seed
     and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``.
     ``lam`` and ``kernel`` go to the objectives that take them; ``kernel`` None keeps their default (the RBF sum)."""
-    from explorer.shipped import ship
+    from explorer.paper.shipped import ship
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,16 +37,17 @@ import numpy as np
 import torch
 
 from explorer.data import Dataset
+from explorer.events import Callback, StepEvent, StopTraining
 from explorer.history import BoundedHistory
 from explorer.metrics import LPSEstimator
 from explorer.metrics.lps import lps
 from explorer.models import AutoEncoder
 from explorer.priors import Prior, standard_normal
-from explorer.training import Callback, StepEvent, StopTraining, Trainer
+from explorer.training import Trainer
 
 TRAVERSAL_QUANTILES = np.linspace(0.05, 0.95, 7)
 HISTORY_POINTS = 400  # points of the loss and LPS histories (bounded: thinned as the run grows)
-REST_LPS_CODES = 5000  # codes of the at-rest LPS: as many as the notebooks' LPS-mlp (explorer.shipped.EVAL_N)
+REST_LPS_CODES = 5000  # codes of the at-rest LPS: as many as the notebooks' LPS-mlp (explorer.paper.shipped.EVAL_N)
 RATE_WINDOW = 50  # steps over which steps/s is measured
 
 

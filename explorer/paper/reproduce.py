@@ -29,7 +29,7 @@ import torch
 import explorer
 from explorer.checkpoints import META_FILE, read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.figures import codes_figure
+from explorer.events import Callback
 from explorer.metrics.evaluate import encode_dataset, evaluate_codes
 from explorer.objectives import (
     AEKLD,
@@ -42,8 +42,10 @@ from explorer.objectives import (
     Objective,
     objective_class,
 )
+from explorer.paper.figures import codes_figure
 from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, families, standard_normal
-from explorer.training import Callback, TrainConfig, Trainer
+from explorer.settings import TrainConfig
+from explorer.training import Trainer
 
 KL_FAILURE = tuple(cls.name for cls in (VAE, BetaVAE, AEMMD, AEKLD, Objective))  # the paper's Figure 1
 KL_FAILURE_ALL = (*KL_FAILURE, BetaTCVAE.name, FactorVAE.name)  # and its Table 1

@@ -1,6 +1,6 @@
-"""Static figures of codes against a prior (matplotlib), for reproduction folders and notebooks that read well on
-GitHub: the paper's Figure 1 (covariance of the codes, each marginal against the prior's density) and scatter plots
-of the most dependent pair of dimensions over prior samples."""
+"""The paper's figures (matplotlib), for reproduction folders and notebooks that read well on GitHub: Figure 1
+(covariance of the codes, each marginal against the prior's density), scatter plots of the most dependent pair of
+dimensions over prior samples, and decoded traversals side by side."""
 
 from __future__ import annotations
 
@@ -11,76 +11,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from explorer.style import CODE_COLOR, DIVERGING, PRIOR_COLOR, PRIOR_LINE
+from explorer.drawing import DPI, FONT, covariance, marginal, prior_sample
+from explorer.live import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
+from explorer.priors import standard_normal
+from explorer.style import CODE_COLOR, PRIOR_COLOR
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from explorer.checkpoints import TrainedModel
     from explorer.priors import Prior
-
-REFERENCE_N = 20_000  # prior samples that set the histogram range and stand in for a density without closed form
-DPI = 120  # stored figures read on GitHub at this resolution, with fonts of at least FONT points
-FONT = 9
 
 
 def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def sample_density(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Gaussian kernel density of 1-D ``samples`` on ``grid`` (Scott's bandwidth): a smooth line where a
-    prior has no closed-form density, instead of a noisy histogram."""
-    samples = np.asarray(samples, dtype=np.float64)
-    spread = float(samples.std()) or 1.0
-    h = spread * len(samples) ** (-1 / 5)
-    u = (np.asarray(grid, dtype=np.float64)[:, None] - samples[None, :]) / h
-    return np.exp(-0.5 * u**2).sum(1) / (len(samples) * h * np.sqrt(2 * np.pi))
-
-
-def diverging_cmap():
-    """`explorer.style.DIVERGING` as a matplotlib colormap (red is positive)."""
-    from matplotlib.colors import LinearSegmentedColormap
-
-    return LinearSegmentedColormap.from_list("explorer-diverging", DIVERGING)
-
-
-def prior_sample(prior: Prior, n: int = REFERENCE_N) -> np.ndarray:
-    """``n`` samples of ``prior`` drawn with a fixed seed, as a NumPy array."""
-    return prior.sample(n, torch.Generator().manual_seed(0)).numpy()
-
-
-def covariance(ax: Axes, codes: np.ndarray, title: str = "covariance") -> None:
-    """Heat map of the codes' covariance matrix, symmetric colour scale around 0."""
-    cov = np.cov(codes, rowvar=False)
-    scale = float(np.abs(cov).max()) or 1.0
-    image = ax.imshow(cov, cmap=diverging_cmap(), vmin=-scale, vmax=scale)
-    ax.figure.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=FONT)
-    ax.set_title(title, fontsize=FONT + 1)
-    d = cov.shape[0]
-    names = [f"z{i}" for i in range(d)] if d <= 8 else []  # beyond 8 the names crowd each other
-    ax.set_xticks(range(len(names)), names, fontsize=FONT)
-    ax.set_yticks(range(len(names)), names, fontsize=FONT)
-
-
-def marginal(ax: Axes, values: np.ndarray, prior: Prior, i: int, reference: np.ndarray) -> None:
-    """Histogram of one code dimension against the prior's marginal density (or its samples' density)."""
-    from matplotlib.ticker import MaxNLocator
-
-    low, high = np.percentile(np.concatenate([values, reference[:, i]]), [0.5, 99.5])
-    x = np.linspace(low, high, 200)
-    ax.hist(values, bins=40, range=(low, high), density=True, color=CODE_COLOR, alpha=0.7, label="codes")
-    try:
-        pdf = prior.marginal_pdf(i, torch.from_numpy(x)).numpy()
-    except NotImplementedError:  # e.g. an Empirical prior: the density of its samples
-        pdf = sample_density(reference[:, i], x)
-    ax.plot(x, pdf, color=PRIOR_LINE, lw=1.2, label="prior")
-    ax.tick_params(labelsize=FONT)
-    ax.xaxis.set_major_locator(MaxNLocator(3))  # room for FONT-sized labels in a narrow panel
-    ax.set_yticks([])
 
 
 def codes_figure(codes: np.ndarray, prior: Prior, title: str) -> Figure:
@@ -154,9 +100,6 @@ def traversals_figure(models: Mapping[str, TrainedModel], codes: Mapping[str, np
     """Per model, its decoded traversals side by side: row i varies z_i over the quantiles of the model's prior
     (N(0, 1) if it has none), the other dimensions held at the code of the first image (``codes[label][0]``).
     Thin lines frame the tiles, so that a change of position along a row reads as one."""
-    from explorer.live import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
-    from explorer.priors import standard_normal
-
     plt = _pyplot()
     most = max(trained.latent_dim for trained in models.values())
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 0.55 * most + 0.8), layout="constrained",

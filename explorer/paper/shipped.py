@@ -1,6 +1,6 @@
 """The trained checkpoints shipped in ``checkpoints/`` for the notebooks, and how they are made.
 
-``python -m explorer.shipped --work DIR`` runs the reproductions and budget studies with the settings below
+``python -m explorer.paper.shipped --work DIR`` runs the reproductions and budget studies with the settings below
 (``DIR`` keeps the full runs, so an interrupted build continues) and writes, into ``checkpoints/``, each run's
 weights without its optimizer state (about 1.3 MB each), the reproduction tables, and ``manifest.json``: per
 checkpoint the command that made it and the metrics measured on it, which ``tests/test_shipped_checkpoints.py``
@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from explorer import checkpoints
-from explorer.budget import RESULTS, budget
+from explorer.paper.budget import RESULTS, budget
+from explorer.paper.reproduce import engineered_priors, kl_failure
 from explorer.progress import ProgressBar
-from explorer.reproduce import engineered_priors, kl_failure
 
-ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+ENV_VAR = "EXPLORER_CHECKPOINTS"
 MANIFEST = "manifest.json"
 EVAL_N = 5000
 SEEDS = (0, 1, 2)
@@ -45,6 +46,17 @@ BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000,
                                 "lam": 10.0, "kernel": "imq", "seeds": SEEDS}}
 
 
+def checkpoints_root(must_exist: bool = True) -> Path:
+    """Where the shipped checkpoints are: ``$EXPLORER_CHECKPOINTS``, else the ``checkpoints/`` folder of the
+    repository checkout this package was installed from (a wheel does not carry them)."""
+    given = os.environ.get(ENV_VAR)
+    root = Path(given) if given else Path(__file__).resolve().parents[2] / "checkpoints"
+    if must_exist and not (root / MANIFEST).is_file():
+        raise FileNotFoundError(f"the shipped checkpoints are not at {root} (no {MANIFEST}): clone the repository "
+                                f"and install it with pip install -e, or set {ENV_VAR} to its checkpoints/ folder")
+    return root
+
+
 def _flags(settings: dict[str, Any]) -> str:
     """The command-line flags that give ``settings`` (``seeds`` 0..S-1 is ``--seeds S``)."""
 
@@ -58,7 +70,7 @@ def _flags(settings: dict[str, Any]) -> str:
                                for key, given in settings.items() if key != "dataset_options"])
 
 
-def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
+def build(work: Path, root: Path) -> list[dict[str, Any]]:
     """Run (or reuse) the reproductions in ``work`` and ship their runs into ``root``; returns the manifest."""
     bar = [ProgressBar()]
     engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_XY)
@@ -70,7 +82,7 @@ def build(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
     return ship_sets(work, root)
 
 
-def ship_sets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
+def ship_sets(work: Path, root: Path) -> list[dict[str, Any]]:
     """Ship the finished reproductions in ``work`` into ``root``: runs, tables and ``manifest.json``."""
     kl_command = f"python -m explorer reproduce kl-failure --dataset mnist-5k --latent-dim 12 {_flags(KL_FAILURE)}"
     engineered = "python -m explorer reproduce engineered-priors"
@@ -107,7 +119,7 @@ def budget_command(name: str) -> str:
     return f"python -m explorer reproduce budget {_flags(BUDGETS[name])}"
 
 
-def ship_budgets(work: Path, root: Path = ROOT) -> list[dict[str, Any]]:
+def ship_budgets(work: Path, root: Path) -> list[dict[str, Any]]:
     """Copy each finished budget study's ``budget.json`` into ``root/budget/<name>`` and ship `BUDGET_MODEL` at
     its study's last budget; returns the manifest entries."""
     entries = []
@@ -154,17 +166,19 @@ def _evaluation(run: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def manifest(root: Path = ROOT) -> list[dict[str, Any]]:
-    """The manifest's entries: ``path`` (relative to ``root``), ``command``, ``step``, ``eval`` and ``metrics``."""
-    return json.loads((root / MANIFEST).read_text())["checkpoints"]
+def manifest(root: Path | None = None) -> list[dict[str, Any]]:
+    """The manifest's entries: ``path`` (relative to ``root``, default `checkpoints_root`), ``command``, ``step``,
+    ``eval`` and ``metrics``."""
+    return json.loads(((root or checkpoints_root()) / MANIFEST).read_text())["checkpoints"]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m explorer.shipped", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m explorer.paper.shipped", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the full runs (reused when present)")
-    parser.add_argument("--root", type=Path, default=ROOT, help="where the shipped checkpoints go")
+    parser.add_argument("--root", type=Path, help=f"where the shipped checkpoints go (default: ${ENV_VAR}, else the "
+                        "checkout's checkpoints/)")
     args = parser.parse_args(argv)
-    for entry in build(args.work, args.root):
+    for entry in build(args.work, args.root or checkpoints_root(must_exist=False)):
         metrics = entry["metrics"]
         print(f"{entry['path']}: LPS-lgbm {metrics['lps_lgbm']:.3f}, NMSE {metrics['nmse_db']:.2f} dB")
 

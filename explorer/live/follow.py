@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 from explorer import snapshot_files
+from explorer.events import StepEvent
 from explorer.history import BoundedHistory
-from explorer.live import HISTORY_POINTS, BackgroundTrainer, RunState
+from explorer.live.background import HISTORY_POINTS, BackgroundTrainer, RunState
 from explorer.priors import from_dict
-from explorer.training import StepEvent, TrainConfig, Trainer
+from explorer.settings import TrainConfig
+from explorer.training import Trainer
 
 
 class Follower(BackgroundTrainer):
