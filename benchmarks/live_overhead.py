@@ -46,14 +46,15 @@ def watched_rate(config, dataset) -> tuple[float, list[float], float, float]:
     snapshots (training thread) and drawing them (consumer thread)."""
     app = Explorer(config, dataset=dataset, rest_lps_codes=0)  # at rest (before Start, after the end): not watched cost
     app.trainer.train_step()
-    app.background.snapshot_seconds = app.apply_seconds = 0.0
+    app.apply_seconds = 0.0
+    taken_before = app.background.snapshot_seconds
     app.latencies.clear()
     started = time.perf_counter()
     app.background.start()
     app.join()
     wall = time.perf_counter() - started
     rate = (app.trainer.step - 1) / wall
-    shares = app.background.snapshot_seconds / wall, app.apply_seconds / wall
+    shares = (app.background.snapshot_seconds - taken_before) / wall, app.apply_seconds / wall
     latencies = list(app.latencies)
     app.close()
     return rate, latencies, *shares

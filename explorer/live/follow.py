@@ -3,33 +3,35 @@
 The trainer writes snapshot files (`explorer.snapshot_files`, ``--snapshot-every N``); the follower's thread polls
 the folder, loads each new file into a local copy of the model and publishes the same `Snapshot`s a
 `BackgroundTrainer` does, in state ``following``. It never writes the folder and takes no lock there, so the writer
-is never blocked; it owns its local model as the training thread does (see `explorer.live`).
+is never blocked; it owns its local model as a training thread does (see `explorer.live.owner`).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 from explorer import snapshot_files
 from explorer.events import StepEvent
 from explorer.history import BoundedHistory
-from explorer.live.background import HISTORY_POINTS, BackgroundTrainer, RunState
+from explorer.live.pacing import ReportedClock
+from explorer.live.run import LiveRun
+from explorer.live.snapshots import HISTORY_POINTS, Pacing
+from explorer.live.state import RunState
 from explorer.priors import from_dict
 from explorer.settings import TrainConfig
 from explorer.training import Trainer
 
 
-class Follower(BackgroundTrainer):
+class Follower(LiveRun):
     """Polls ``folder`` every ``poll_s`` s and shows each new snapshot file; commands (select, publish) run between
     two polls."""
 
     def __init__(self, trainer: Trainer, folder: Path, probe_size: int = 512, poll_s: float = 0.5) -> None:
-        super().__init__(trainer, probe_size=probe_size, rest_lps_codes=0)
+        self.clock = ReportedClock()
+        super().__init__(trainer, probe_size, Pacing(), queue_size=2, rest_lps_codes=0, clock=self.clock)
         self.folder, self.poll_s = Path(folder), poll_s
         self._seen: tuple[int, int, int] | None = None
-        self._rate = 0.0
 
     @staticmethod
     def trainer_for(folder: Path, timeout: float = 60.0) -> Trainer:
@@ -49,32 +51,17 @@ class Follower(BackgroundTrainer):
 
     def start(self, steps: int | None = None) -> None:
         """Start following (``steps`` is ignored: the other process decides)."""
-        with self._lock:
-            if self._owned:
-                raise RuntimeError("Already following the run.")
-            self._stop.clear()
-            self._state, self._owned = RunState.FOLLOWING, True
-            self._thread = threading.Thread(target=self._follow, name="explorer-follower", daemon=True)
-            self._thread.start()
+        self.owner.start(self._follow, RunState.FOLLOWING, "explorer-follower", busy="Already following the run.",
+                         on_end=lambda: self.maker.publish(complete=True), failure=f"Could not follow {self.folder}: ")
 
     def _follow(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if snapshot_files.signature(self.folder) != self._seen:
-                    live = snapshot_files.read_snapshot(self.folder)
-                    if live is not None and live.signature != self._seen:
-                        self._load(live)
-                        self._publish()
-                self._run_commands(wait=self.poll_s)
-            self._state = RunState.STOPPED
-        except BaseException as error:  # the thread must report, never die silently
-            self.error, self._state = error, RunState.FAILED
-            self.message, self.message_is_error = f"Could not follow {self.folder}: {error}", True
-        finally:
-            with self._lock:
-                self._owned = False
-                self._run_commands()
-                self._publish(complete=True)
+        while not self.owner.stop_requested:
+            if snapshot_files.signature(self.folder) != self._seen:
+                live = snapshot_files.read_snapshot(self.folder)
+                if live is not None and live.signature != self._seen:
+                    self._load(live)
+                    self.maker.publish()
+            self.owner.run_commands(wait=self.poll_s)
 
     def _load(self, live: snapshot_files.LiveFile) -> None:
         meta, trainer = live.meta, self.trainer
@@ -84,9 +71,6 @@ class Follower(BackgroundTrainer):
         prior = meta["train"].get("prior")
         if prior is not None and trainer.prior is not None:
             trainer.prior = from_dict(prior)
-        self.loss_history = BoundedHistory.from_dict(meta["history"], HISTORY_POINTS)
-        self._rate = meta["steps_per_s"]
-        self._last_event = StepEvent(meta["step"], meta["total_steps"], meta["terms"], self._rate, 0.0)
-
-    def _steps_per_s(self) -> float:
-        return self._rate
+        self.maker.loss_history = BoundedHistory.from_dict(meta["history"], HISTORY_POINTS)
+        self.clock.steps_per_s = meta["steps_per_s"]
+        self.maker.last_event = StepEvent(meta["step"], meta["total_steps"], meta["terms"], meta["steps_per_s"], 0.0)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from explorer.drawing import DPI, FONT, covariance, marginal, prior_sample
-from explorer.live import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
+from explorer.live.traversals import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
 from explorer.priors import standard_normal
 from explorer.style import CODE_COLOR, PRIOR_COLOR
 

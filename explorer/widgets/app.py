@@ -225,6 +225,10 @@ class Explorer:
     def _on_prior(self, prior: Prior) -> None:
         if self.trainer.prior is None:
             return  # the Prior tab says why there is nothing to program
+        if self.following is not None:
+            self.panel.show("A followed run trains in another process: a prior edited here cannot reach it.",
+                            error=True)
+            return
         self.background.set_prior(prior)
 
     def _on_select(self, index: int) -> None:

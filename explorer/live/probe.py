@@ -1,0 +1,73 @@
+"""The images the live views follow: a fixed probe set re-encoded in slices while training, and the dataset's codes
+at rest."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from explorer.data import Dataset
+from explorer.models import AutoEncoder
+from explorer.training import Trainer
+
+
+def to_hwc_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float images [..., C, H, W] in [0, 1] as uint8 [..., H, W, C]."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+class Probe:
+    """A fixed set of dataset images the live view follows: codes, reconstructions and traversals.
+
+    `refresh` re-encodes ``part`` of the rows per call, round robin (all of them at the first call), so that a
+    snapshot's cost stays small while training runs: a code is at most ``1 / part`` snapshots old.
+    """
+
+    def __init__(self, trainer: Trainer, size: int = 512, seed: int = 0, part: float = 0.25) -> None:
+        dataset = trainer.dataset
+        size = min(size, len(dataset))
+        self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
+        self.images = dataset.images(self.index)  # uint8, kept on the CPU
+        self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
+        self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
+        self.factor_names = dataset.factor_names
+        self.chunk = max(1, round(size * part))
+        self._codes: torch.Tensor | None = None
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @torch.no_grad()
+    def encode(self, model: AutoEncoder, rows: slice = slice(None)) -> torch.Tensor:
+        device = next(model.parameters()).device
+        return model.encode(self.images[rows].to(device).float().div_(255)).cpu()
+
+    def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
+        """The probe's codes [n, d], with the next chunk of rows (or all of them) encoded by ``model`` now."""
+        if self._codes is None or everything:
+            self._codes, self._next = self.encode(model), 0
+            return self._codes.clone()
+        rows = slice(self._next, min(self._next + self.chunk, len(self)))
+        self._codes[rows] = self.encode(model, rows)
+        self._next = rows.stop % len(self)
+        return self._codes.clone()
+
+    @torch.no_grad()
+    def image_and_reconstruction(self, model: AutoEncoder, codes: torch.Tensor, row: int) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+        """Probe image ``row`` and its reconstruction from ``codes[row]``, as uint8 [H, W, C]."""
+        device = next(model.parameters()).device
+        original = self.images[row : row + 1].float() / 255
+        reconstruction = model.decode(codes[row : row + 1].to(device))
+        return to_hwc_uint8(original)[0], to_hwc_uint8(reconstruction)[0]
+
+
+@torch.no_grad()
+def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:
+    """Codes of min(n, len) dataset images drawn with seed 0: the rows `explorer.metrics.evaluate` encodes."""
+    rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: min(n, len(dataset))]
+    device = next(model.parameters()).device
+    parts = [model.encode(dataset.images(part).to(device).float() / 255).cpu()
+             for part in torch.split(rows.sort().values, 1024)]
+    return torch.cat(parts)

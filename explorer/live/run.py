@@ -1,0 +1,91 @@
+"""`LiveRun`: what every run the live views show has, whether it trains here (`BackgroundTrainer`) or in another
+process (`Follower`): an `Owner` thread with its commands and state, a `Probe`, and a `SnapshotMaker`; and the
+controls that act the same on both."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+from explorer.live.owner import Owner
+from explorer.live.pacing import ReportedClock, StepClock
+from explorer.live.probe import Probe
+from explorer.live.snapshots import Pacing, SnapshotMaker
+from explorer.live.state import RunState, Snapshot, SnapshotQueue
+from explorer.training import Trainer
+
+
+class LiveRun:
+    """The live side of ``trainer``'s run; ``snapshots`` is the queue the views read."""
+
+    def __init__(self, trainer: Trainer, probe_size: int, pacing: Pacing, queue_size: int, rest_lps_codes: int,
+                 clock: StepClock | ReportedClock) -> None:
+        self.trainer = trainer
+        self.owner = Owner()
+        self.probe = Probe(trainer, probe_size)
+        self.maker = SnapshotMaker(trainer, self.owner, self.probe, clock, pacing, queue_size, rest_lps_codes,
+                                   publish=self.publish)
+
+    @property
+    def snapshots(self) -> SnapshotQueue:
+        return self.maker.snapshots
+
+    @property
+    def state(self) -> RunState:
+        return self.owner.state
+
+    @property
+    def running(self) -> bool:
+        return self.owner.running
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.owner.error
+
+    @property
+    def message(self) -> str:
+        return self.owner.message
+
+    @property
+    def message_is_error(self) -> bool:
+        return self.owner.message_is_error
+
+    @property
+    def snapshot_seconds(self) -> float:
+        """Time spent taking snapshots so far, LPS included: the live view's cost."""
+        return self.maker.seconds
+
+    def stop(self, timeout: float | None = None) -> None:
+        """End the run's thread after the current step (a checkpoint is written if the trainer has a folder)."""
+        self.owner.stop(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end; re-raise the error that stopped it, if any."""
+        self.owner.join(timeout)
+
+    def close(self) -> None:
+        """Stop the thread and the LPS worker."""
+        self.owner.stop(timeout=10)
+        self.maker.lps.close()
+
+    def select(self, index: int) -> concurrent.futures.Future[Snapshot]:
+        """Start the traversals from probe image ``index`` (decoded between two steps, shown at once)."""
+        if not 0 <= index < len(self.probe):
+            raise ValueError(f"probe index must be in [0, {len(self.probe)}), got {index}")
+
+        def select() -> Snapshot:
+            self.maker.selected = index
+            return self.maker.publish()
+
+        return self.owner.between_steps(select)
+
+    def publish(self) -> concurrent.futures.Future[Snapshot]:
+        """Take a snapshot now (between steps if a thread owns the run) and queue it."""
+        return self.owner.between_steps(self.maker.publish)
+
+    def drawn(self, snapshot: Snapshot, seconds: float) -> None:
+        """The views took ``seconds`` to draw ``snapshot`` (any thread): its cadence accounts for it."""
+        self.maker.drawn(snapshot, seconds)
+
+    def take_snapshot(self, complete: bool = False) -> Snapshot:
+        """The current state as a `Snapshot` (call as the run's owner: it reads the model)."""
+        return self.maker.take(complete)
