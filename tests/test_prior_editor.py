@@ -175,7 +175,7 @@ def test_set_prior_keeps_blocks_the_controls_cannot_show(editor):
 def test_drawn_density_curve_becomes_a_sketched_dimension(editor):
     editor.dim_select.value = 1
     editor.family_select.value = "sketched_density"  # nothing drawn yet: the curve starts from z1's density
-    assert editor.message.value == "" and "Draw the density of z1" in editor._hint.value
+    assert editor.message.value == "" and "Draw the density of z1" in editor.dimensions.hint.value
     started = block_on(editor.prior, (1,))
     assert isinstance(started, SketchedDensity) and len(editor.calls) == 1
     assert draw(editor.prior)[:, 1].std().item() == pytest.approx(1.0, abs=0.05)  # still N(0, 1), as drawn
@@ -302,7 +302,7 @@ def test_a_preview_that_cannot_be_drawn_shows_why(editor, monkeypatch):
         raise ValueError("supplied range of [nan, nan] is not finite")
 
     monkeypatch.setattr(editor.pad, "show", broken)
-    editor._refresh_preview()  # a callback: it must not raise
+    editor.preview.refresh()  # a callback: it must not raise
     assert "preview: supplied range" in shown(editor)
 
 
