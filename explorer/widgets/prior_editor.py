@@ -179,7 +179,7 @@ class PriorEditor:
 
         self._rows = {family: [widgets.HBox(list(pair)) for pair in controls.values()]
                       for family, controls in self.controls.items()}
-        self._hint = widgets.HTML()
+        self.hint = widgets.HTML()
         self._params_box = widgets.VBox()
         pair_row = [widgets.HBox([self.pair_x, self.pair_y, self.use_points_button]),
                     self.bandwidth] if latent_dim >= 2 else []
@@ -394,9 +394,9 @@ class PriorEditor:
                 self.pad.load_curve(*spec["curve"])
         hints = {DRAWN: f"Draw the density of z{i} on the sketch pad (freehand tool; x: z{i}, y: density).",
                  FIXED: "A block the sliders cannot show; choose a family to replace it."}
-        self._hint.value = hints.get(family, "")
+        self.hint.value = hints.get(family, "")
         rows = self._rows.get(family, [])
-        self._params_box.children = [*rows, self._hint] if family in hints else rows
+        self._params_box.children = [*rows, self.hint] if family in hints else rows
 
     def _show_pair(self) -> None:
         """Show the drawn points of a sketched block on the selected pair of dimensions."""
