@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--plateau", type=Path, help="also train each choice's learning curve into this folder")
     parser.add_argument("--tolerance", type=float, default=0.03, help="LPS-lgbm within this of its lowest: plateau")
     parser.add_argument("--smoke", action="store_true", help="tiny run to check the script works")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the tables")
     args = parser.parse_args()
     names, budgets, eval_n = list(CHOICES), BUDGETS, EVAL_N
     if args.smoke:
@@ -152,13 +153,17 @@ def main() -> None:
 
     rates = images_per_second(names, args.rounds, args.seconds)
     machine = threads_table(args.seconds * args.rounds)
-    print(f"AE-MMD on 32 px shapes, d = 5: median of {args.rounds} rounds x {args.seconds:g} s, one thread")
-    print(f"{'choice':<28} {'images/s':>9} {'vs ref':>7}")
-    for name in names:
-        print(f"{name:<28} {rates[name]:>9.0f} {rates[name] / rates[REFERENCE]:>7.2f}")
-    for name, rate in machine.items():
-        print(f"{name:<28} {rate:>9.0f} {rate / rates[REFERENCE]:>7.2f}   (the machine's images/s, reference)")
+    throughput = [{"choice": name, "images_per_s": rate, "vs_reference": rate / rates[REFERENCE],
+                   "machine": name in machine} for name, rate in [*((n, rates[n]) for n in names), *machine.items()]]
+    if not args.json:
+        print(f"AE-MMD on 32 px shapes, d = 5: median of {args.rounds} rounds x {args.seconds:g} s, one thread")
+        print(f"{'choice':<28} {'images/s':>9} {'vs ref':>7}")
+        for r in throughput:
+            note = "   (the machine's images/s, reference)" if r["machine"] else ""
+            print(f"{r['choice']:<28} {r['images_per_s']:>9.0f} {r['vs_reference']:>7.2f}{note}")
     if args.plateau is None:
+        if args.json:
+            print(json.dumps({"throughput": throughput}))
         return
 
     learnt = sorted((name for name in names if CHOICES[name][1]), key=rates.get)  # slowest first: both cores busy
@@ -167,14 +172,20 @@ def main() -> None:
                                          [budgets] * len(learnt), [eval_n] * len(learnt)), strict=True))
     curves = {name: done[name] for name in names if name in done}
     (args.plateau / "curves.json").write_text(json.dumps(curves, indent=2))
+    plateaus = {}
+    for name, rows in curves.items():
+        reached = plateau([row["lps_lgbm"] for row in rows], budgets, args.tolerance)
+        plateaus[name] = {"images": reached, "minutes": None if reached is None else reached / rates[name] / 60}
+    if args.json:
+        print(json.dumps({"throughput": throughput, "curves": curves, "plateau": plateaus}))
+        return
     print(f"\nLPS-lgbm (NMSE dB) at each budget of images; plateau: LPS within {args.tolerance} of its lowest")
     print(f"{'choice':<28} " + " ".join(f"{x / 1024:>13g}k" for x in budgets) + f" {'plateau':>8} {'minutes':>8}")
     for name, rows in curves.items():
-        lps = [row["lps_lgbm"] for row in rows]
         cells = " ".join(f"{row['lps_lgbm']:>6.2f} ({row['nmse_db']:>5.1f})" for row in rows)
-        reached = plateau(lps, budgets, args.tolerance)
+        reached, minutes = plateaus[name]["images"], plateaus[name]["minutes"]
         when = "falling" if reached is None else f"{reached / 1024:g}k"
-        minutes = "-" if reached is None else f"{reached / rates[name] / 60:.1f}"
+        minutes = "-" if minutes is None else f"{minutes:.1f}"
         print(f"{name:<28} {cells} {when:>8} {minutes:>8}")
 
 

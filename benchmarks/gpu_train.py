@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import resource
 import statistics
 import time
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps per variant first")
     parser.add_argument("--compile", action="store_true", help="add the torch.compile variant")
     parser.add_argument("--smoke", action="store_true", help="CPU, small: seconds, to check the script works")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     args = parser.parse_args()
     if args.smoke:
         args.device, args.n, args.batch_size, args.width = "cpu", 512, 32, 8
@@ -81,7 +83,7 @@ def main() -> None:
     trainers = {name: Trainer(config, dataset=dataset) for name, config in variants.items()}
     sync = torch.cuda.synchronize if trainers["fp32"].device.type == "cuda" else (lambda *a: None)
     for trainer in trainers.values():
-        assert trainer._images is not None, "the dataset should be resident on the device"
+        assert trainer.resident, "the dataset should be resident on the device"
         for _ in range(args.warmup):
             trainer.train_step()
     memory = {name: peak_memory_mb(trainer, 3) for name, trainer in trainers.items()}
@@ -99,15 +101,21 @@ def main() -> None:
     device = trainers["fp32"].device
     name_of_device = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reference = statistics.median(rates["fp32"])
+    rows = [{"variant": name, "steps_per_s": statistics.median(rate), "vs_fp32": statistics.median(rate) / reference,
+             "images_per_s": statistics.median(rate) * args.batch_size,
+             "peak_mb": memory[name] if device.type == "cuda" else rss} for name, rate in rates.items()]
+    if args.json:
+        print(json.dumps({"source": source, "n": args.n, "latent_dim": args.latent_dim, "batch_size": args.batch_size,
+                          "device": name_of_device, "smoke": args.smoke, "rows": rows}))
+        return
     print(f"{source}, {args.n} x {tuple(dataset.image_shape)}, d = {args.latent_dim}, batch {args.batch_size}, "
           f"width {args.width}, {name_of_device}; median of {args.rounds} rounds x {args.steps} steps"
           + (" [smoke run: not a measurement]" if args.smoke else ""))
     print(f"{'variant':<32} {'steps/s':>8} {'vs fp32':>8} {'images/s':>9} {'peak MB':>8}")
-    reference = statistics.median(rates["fp32"])
-    for name, rate in rates.items():
-        median = statistics.median(rate)
-        peak = memory[name] if device.type == "cuda" else rss
-        print(f"{name:<32} {median:>8.2f} {median / reference:>8.2f} {median * args.batch_size:>9.0f} {peak:>8.0f}")
+    for r in rows:
+        print(f"{r['variant']:<32} {r['steps_per_s']:>8.2f} {r['vs_fp32']:>8.2f} {r['images_per_s']:>9.0f} "
+              f"{r['peak_mb']:>8.0f}")
     if device.type != "cuda":
         print("peak MB on the CPU: the process's maximum resident set size (all variants)")
 

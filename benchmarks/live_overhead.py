@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import resource
 import statistics
 import sys
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="steps per round")
     parser.add_argument("--memory-seconds", type=float, default=120.0, help="length of the memory run (0: none)")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.steps, args.memory_seconds = 1, 30, 4.0
@@ -103,28 +105,42 @@ def main() -> None:
         steady += lat[1:]  # after the run's first drawing, which builds the loss figures
         snapshot_share.append(snap)
         draw_share.append(draw)
+    rows = [{"run": "headless, main thread (reference)", "steps_per_s": statistics.median(headless), "ratio": 1.0},
+            {"run": "watched (explorer, views at 4 Hz)", "steps_per_s": statistics.median(watched),
+             "ratio": statistics.median(ratios), "target": 0.95}]
+    shares = {"snapshots": statistics.median(snapshot_share), "drawing": statistics.median(draw_share)}
+    latency = {name: {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
+                      "max_ms": float(ms.max()), "updates": len(ms)}
+               for name, values in (("all", latencies), ("after each run's first", steady)) if values
+               for ms in [np.asarray(values) * 1000]}
+    memory = None
+    if args.memory_seconds:
+        start, end, steps, history = memory_growth(config, dataset, args.memory_seconds)
+        span = args.memory_seconds - min(WARM_S, args.memory_seconds / 4)
+        memory = {"seconds": args.memory_seconds, "steps": steps, "start_mb": start, "end_mb": end, "span_s": span,
+                  "per_20_min_mb": (end - start) / span * 1200, "history_points": history}
+    if args.json:
+        print(json.dumps({"rows": rows, "time_share": shares, "latency": latency, "memory": memory}))
+        return
     print(f"{config.dataset} {config.dataset_options}, {config.objective}, d = {config.latent_dim}, batch "
           f"{config.batch_size}, {torch.get_num_threads()} threads, median of {args.rounds} rounds x {args.steps} "
           "steps; ratio: median of the per-round ratios against the reference of the same round")
     print(f"| {'run':<36} | {'steps/s':>7} | {'ratio':>6} | target |")
     print(f"|{'-' * 38}|{'-' * 9}|{'-' * 8}|--------|")
-    print(f"| {'headless, main thread (reference)':<36} | {statistics.median(headless):>7.2f} | {1.0:>6.3f} |        |")
-    print(f"| {'watched (explorer, views at 4 Hz)':<36} | {statistics.median(watched):>7.2f} | "
-          f"{statistics.median(ratios):>6.3f} | >= 0.95 |")
-    print(f"watched run's time taking snapshots (training thread): {statistics.median(snapshot_share):.1%}; "
-          f"drawing them (consumer thread): {statistics.median(draw_share):.1%}")
-    for name, values in (("all", latencies), ("after each run's first", steady)):
-        if values:
-            ms = np.asarray(values) * 1000
-            print(f"snapshot -> views ({name} updates): median {np.median(ms):.0f} ms, p95 "
-                  f"{np.percentile(ms, 95):.0f} ms (target < 200), max {ms.max():.0f} ms over {len(ms)} updates")
-    if args.memory_seconds:
-        start, end, steps, history = memory_growth(config, dataset, args.memory_seconds)
-        span = args.memory_seconds - min(WARM_S, args.memory_seconds / 4)
-        per_20_min = (end - start) / span * 1200
-        print(f"memory, watched {args.memory_seconds:g} s ({steps:,} steps): peak RSS {start:.0f} MB after warm-up -> "
-              f"{end:.0f} MB ({end - start:+.1f} MB over {span:.0f} s; {per_20_min:+.1f} MB per 20 min extrapolated "
-              f"linearly, target < 20); loss history {history} points (bounded)")
+    for r in rows:
+        target = f">= {r['target']}" if "target" in r else ""
+        print(f"| {r['run']:<36} | {r['steps_per_s']:>7.2f} | {r['ratio']:>6.3f} | {target:<7}|")
+    print(f"watched run's time taking snapshots (training thread): {shares['snapshots']:.1%}; "
+          f"drawing them (consumer thread): {shares['drawing']:.1%}")
+    for name, m in latency.items():
+        print(f"snapshot -> views ({name} updates): median {m['median_ms']:.0f} ms, p95 {m['p95_ms']:.0f} ms "
+              f"(target < 200), max {m['max_ms']:.0f} ms over {m['updates']} updates")
+    if memory is not None:
+        m = memory
+        print(f"memory, watched {m['seconds']:g} s ({m['steps']:,} steps): peak RSS {m['start_mb']:.0f} MB after "
+              f"warm-up -> {m['end_mb']:.0f} MB ({m['end_mb'] - m['start_mb']:+.1f} MB over {m['span_s']:.0f} s; "
+              f"{m['per_20_min_mb']:+.1f} MB per 20 min extrapolated linearly, target < 20); loss history "
+              f"{m['history_points']} points (bounded)")
 
 
 if __name__ == "__main__":

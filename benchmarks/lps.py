@@ -132,7 +132,7 @@ def run(dims: list[int], n: int, repeats: int, sklearn_d64_repeats: int, threads
     return rows
 
 
-def real_codes_table(paths: tuple[str, ...] = REAL, n: int = 5000) -> str:
+def real_codes_rows(paths: tuple[str, ...] = REAL, n: int = 5000) -> list[dict[str, Any]]:
     """Our mlp against the scikit-learn loop on the codes of shipped checkpoints: mean R^2, the largest
     per-dimension difference to the reference (random_state 0) and to the mean of two reference seeds, and the
     reference's own largest per-dimension spread between those seeds (its noise floor)."""
@@ -141,8 +141,7 @@ def real_codes_table(paths: tuple[str, ...] = REAL, n: int = 5000) -> str:
     from explorer.metrics.evaluate import encode_dataset
     from explorer.paper.shipped import checkpoints_root
 
-    lines = ["| checkpoint | d | ours mean R^2 | ref mean R^2 | max abs dR^2 vs ref (vs 2-seed mean) "
-             "| ref seed spread | ours s | ref s |", "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for path in paths:
         trained = explorer.load(checkpoints_root() / path)
         codes, _, _ = encode_dataset(trained, trained.load_dataset(), n, seed=0)
@@ -154,9 +153,20 @@ def real_codes_table(paths: tuple[str, ...] = REAL, n: int = 5000) -> str:
         ref_s = time.perf_counter() - start
         ref1 = _reference("ref-sklearn-mlp", codes, n, random_state=1)
         mean = (ref + ref1) / 2
-        lines.append(f"| {path} | {codes.shape[1]} | {np.mean(ours):.3f} | {np.mean(ref):.3f} | "
-                     f"{np.max(np.abs(ours - ref)):.3f} ({np.max(np.abs(ours - mean)):.3f}) | "
-                     f"{np.max(np.abs(ref - ref1)):.3f} | {ours_s:.1f} | {ref_s:.1f} |")
+        rows.append({"checkpoint": path, "d": codes.shape[1], "ours_mean_r2": float(np.mean(ours)),
+                     "ref_mean_r2": float(np.mean(ref)), "max_abs_diff": float(np.max(np.abs(ours - ref))),
+                     "max_abs_diff_vs_mean": float(np.max(np.abs(ours - mean))),
+                     "ref_seed_spread": float(np.max(np.abs(ref - ref1))), "ours_s": ours_s, "ref_s": ref_s})
+    return rows
+
+
+def real_codes_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| checkpoint | d | ours mean R^2 | ref mean R^2 | max abs dR^2 vs ref (vs 2-seed mean) "
+             "| ref seed spread | ours s | ref s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['checkpoint']} | {r['d']} | {r['ours_mean_r2']:.3f} | {r['ref_mean_r2']:.3f} | "
+                     f"{r['max_abs_diff']:.3f} ({r['max_abs_diff_vs_mean']:.3f}) | {r['ref_seed_spread']:.3f} | "
+                     f"{r['ours_s']:.1f} | {r['ref_s']:.1f} |")
     return "\n".join(lines)
 
 
@@ -213,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         print("(--quick is a smoke run: the targets are for n = 10,000, where R^2 noise is smaller)")
     print("\n".join(verdicts(rows)))
     if args.real:
-        print(real_codes_table())
+        print(real_codes_table(real_codes_rows()))
     if args.out:
         with open(args.out, "w") as f:
             json.dump([{**r, "per_dim": r["per_dim"].tolist()} for r in rows], f, indent=1)

@@ -11,6 +11,7 @@ and the table gives medians over rounds. `benchmarks/train_step.py` gives the pe
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5, help="calls per round")
     parser.add_argument("--smoke", action="store_true", help="tiny run to check the script works")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     args = parser.parse_args()
     if args.smoke:
         args.batch_size, args.rounds, args.repeats = 64, 2, 1
@@ -59,11 +61,16 @@ def main() -> None:
         ours.append(time_ms(mmd2, x, y, args.repeats))
         reference.append(time_ms(autograd_mmd2, x, y, args.repeats))
     mine, ref = statistics.median(ours), statistics.median(reference)
+    rows = [{"implementation": "explorer.mmd.mmd2", "ms": mine, "vs_reference": ref / mine},
+            {"implementation": "autograd reference", "ms": ref, "vs_reference": 1.0}]
+    if args.json:
+        print(json.dumps({"batch_size": args.batch_size, "latent_dim": args.latent_dim, "rows": rows}))
+        return
     print(f"MMD^2 forward + backward, batch {args.batch_size} (x) + {args.batch_size} (prior), d = {args.latent_dim}, "
           f"1 thread, median of {args.rounds} rounds x {args.repeats}")
     print(f"{'implementation':<28} {'ms':>8} {'vs reference':>13}")
-    print(f"{'explorer.mmd.mmd2':<28} {mine:>8.1f} {ref / mine:>12.2f}x")
-    print(f"{'autograd reference':<28} {ref:>8.1f} {1.0:>12.2f}x")
+    for row in rows:
+        print(f"{row['implementation']:<28} {row['ms']:>8.1f} {row['vs_reference']:>12.2f}x")
 
 
 if __name__ == "__main__":

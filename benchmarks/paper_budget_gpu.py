@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock deadline for the training")
     parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES))
     parser.add_argument("--smoke", action="store_true", help="CPU, 32 px, 4 steps, 300 evaluation images")
+    parser.add_argument("--json", action="store_true", help="print results.json instead of the table")
     args = parser.parse_args()
     if not args.smoke and not torch.cuda.is_available():
         parser.error("no CUDA device here; use --smoke to check the script on the CPU")
@@ -107,10 +108,11 @@ def main() -> None:
     for r in rows:
         ship(args.out / "runs" / f"{r['run']}-seed0", args.out / "shipped" / f"{r['run']}-seed0",
              f"python benchmarks/paper_budget_gpu.py --epochs {args.epochs} --batch-size {args.batch_size}")
-    (args.out / "results.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2))
+    results = json.dumps({"device": device, "rows": rows}, indent=2)
+    (args.out / "results.json").write_text(results)
     text = table(rows, device)
     (args.out / "table.md").write_text(text)
-    print(text)
+    print(results if args.json else text)
 
 
 if __name__ == "__main__":

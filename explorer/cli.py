@@ -192,6 +192,12 @@ def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m explorer``."""
+    return build_parsers()[0]
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser of ``python -m explorer`` and its commands' parsers by name (train, evaluate, reproduce)."""
     parser = argparse.ArgumentParser(
         prog="python -m explorer",
         description="Train and evaluate autoencoders with programmable priors (AE-MMD) and their baselines.",
@@ -225,15 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sample of images")
     evaluate.add_argument("--root", help="where the dataset lives, if it needs files")
 
-    _add_reproduce(commands.add_parser(
+    reproduce = commands.add_parser(
         "reproduce", parents=[common], help="reproduce the paper's comparisons",
         description="kl-failure: train VAE, beta-VAE (beta 4), AE-MMD (Gaussian prior), AE-KLD and AE on the same "
         "data and budget. engineered-priors: AE-MMD on xy with a Gaussian, Uniform and 2-GMM prior, and on shapes "
         "with a Gaussian prior, the dSprites hybrid prior and a copy of the hybrid run's codes. Each run is "
         "evaluated, and table.md, table.csv, results.json and figures/ are written into --out (engineered-priors: "
         "into --out/xy and --out/shapes).",
-    ))
-    return parser
+    )
+    _add_reproduce(reproduce)
+    return parser, {"train": train, "evaluate": evaluate, "reproduce": reproduce}
+
+
+def options(command: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options a command's parser takes, with their flags and help (argparse keeps them private)."""
+    return [action for action in command._actions if action.option_strings]
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

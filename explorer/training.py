@@ -235,6 +235,11 @@ class Trainer:
         return torch.cat(parts).to(self.device)
 
     @property
+    def resident(self) -> bool:
+        """Whether the dataset is held on the device as one uint8 tensor (batches are then indexed there)."""
+        return self._images is not None
+
+    @property
     def prior(self) -> Prior | None:
         """The prior the objective matches; assigning one takes effect at the next step."""
         return self.objective.prior if self.objective.takes_prior else None

@@ -1,4 +1,5 @@
-"""The GPU benchmark script runs on the CPU in its --smoke mode (what CI can check without a GPU)."""
+"""The benchmark scripts run on the CPU in their --smoke mode (what CI can check without a GPU); the tests read the
+rows each prints with --json (or a function returns) by field name, not the human table by column."""
 
 from __future__ import annotations
 
@@ -7,63 +8,67 @@ import runpy
 import sys
 from pathlib import Path
 
+from explorer.live.background import HISTORY_POINTS
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+def run_json(script: str, *flags: str, monkeypatch, capsys) -> dict:
+    """Run ``benchmarks/<script> --json *flags`` in this process; its printed JSON."""
+    monkeypatch.setattr(sys, "argv", [script, "--json", *flags])
+    runpy.run_path(str(BENCHMARKS / script), run_name="__main__")
+    return json.loads(capsys.readouterr().out)
+
+
 def test_gpu_benchmark_smoke_runs_on_the_cpu(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["gpu_train.py", "--smoke"])
-    runpy.run_path(str(BENCHMARKS / "gpu_train.py"), run_name="__main__")
-    out = capsys.readouterr().out
-    assert "d = 64" in out and "smoke run" in out
-    for variant in ("fp32", "bf16 + channels_last"):
-        line = next(line for line in out.splitlines() if line.startswith(variant + " "))
-        assert float(line.split()[-4]) > 0  # steps/s
+    result = run_json("gpu_train.py", "--smoke", monkeypatch=monkeypatch, capsys=capsys)
+    assert result["latent_dim"] == 64 and result["smoke"] and result["device"] == "cpu"
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert set(rows) == {"fp32", "bf16 + channels_last"}
+    assert all(row["steps_per_s"] > 0 for row in rows.values()) and rows["fp32"]["vs_fp32"] == 1.0
 
 
 def test_mmd_benchmark_smoke_compares_with_the_autograd_reference(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["mmd.py", "--smoke"])
-    runpy.run_path(str(BENCHMARKS / "mmd.py"), run_name="__main__")
-    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
-    assert float(rows["explorer.mmd.mmd2"][1]) > 0 and rows["autograd"][-1] == "1.00x"
+    rows = {row["implementation"]: row for row in run_json("mmd.py", "--smoke", monkeypatch=monkeypatch,
+                                                              capsys=capsys)["rows"]}
+    assert rows["explorer.mmd.mmd2"]["ms"] > 0 and rows["autograd reference"]["vs_reference"] == 1.0
 
 
 def test_lps_benchmark_real_codes_row_compares_shipped_codes_with_the_reference():
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        table = runpy.run_path(str(BENCHMARKS / "lps.py"))["real_codes_table"](("engineered/xy/gmm-seed0",), n=1000)
+        (row,) = runpy.run_path(str(BENCHMARKS / "lps.py"))["real_codes_rows"](("engineered/xy/gmm-seed0",), n=1000)
     finally:
         sys.path.remove(str(BENCHMARKS))
-    cells = table.splitlines()[2].split(" | ")
-    assert cells[0] == "| engineered/xy/gmm-seed0" and cells[1] == "2"
-    assert abs(float(cells[2]) - float(cells[3])) < 0.05  # two independent dimensions: both near 0
+    assert row["checkpoint"] == "engineered/xy/gmm-seed0" and row["d"] == 2
+    assert abs(row["ours_mean_r2"] - row["ref_mean_r2"]) < 0.05  # two independent dimensions: both near 0
 
 
 def test_paper_budget_gpu_script_smoke_trains_evaluates_and_ships_on_the_cpu(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(sys, "argv", ["paper_budget_gpu.py", "--smoke", "--objectives", "mmd", "--out", str(tmp_path)])
-    runpy.run_path(str(BENCHMARKS / "paper_budget_gpu.py"), run_name="__main__")
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| mmd |"))
-    assert row.split(" | ")[1] == "4"  # the smoke budget, reached
+    result = run_json("paper_budget_gpu.py", "--smoke", "--objectives", "mmd", "--out", str(tmp_path),
+                      monkeypatch=monkeypatch, capsys=capsys)
+    (row,) = result["rows"]
+    assert row["run"] == "mmd" and row["step"] == 4 and row["reached_budget"]  # the smoke budget, reached
     assert (tmp_path / "shipped" / "mmd-seed0" / "checkpoint.json").exists()
-    assert json.loads((tmp_path / "results.json").read_text())["device"] == "CPU (smoke run)"
+    assert result["device"] == "CPU (smoke run)" == json.loads((tmp_path / "results.json").read_text())["device"]
 
 
 def test_live_overhead_smoke_reports_ratio_latency_and_memory(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["live_overhead.py", "--smoke"])
-    runpy.run_path(str(BENCHMARKS / "live_overhead.py"), run_name="__main__")
-    out = capsys.readouterr().out
-    watched = next(line for line in out.splitlines() if line.startswith("| watched"))
-    assert float(watched.split("|")[3]) > 0  # the ratio against the headless reference
-    assert "p95" in out and "per 20 min extrapolated" in out and "(bounded)" in out
+    result = run_json("live_overhead.py", "--smoke", monkeypatch=monkeypatch, capsys=capsys)
+    watched = next(row for row in result["rows"] if row["run"].startswith("watched"))
+    assert watched["ratio"] > 0  # against the headless reference
+    assert result["latency"]["all"]["p95_ms"] > 0 and result["memory"]["steps"] > 0
+    assert 0 < result["memory"]["history_points"] <= HISTORY_POINTS + 1  # the loss history stays bounded
+    assert "per_20_min_mb" in result["memory"]
 
 
 def test_cpu_recipe_smoke_measures_throughput_and_learning_curves(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(sys, "argv", ["cpu_recipe.py", "--smoke", "--plateau", str(tmp_path)])
-    runpy.run_path(str(BENCHMARKS / "cpu_recipe.py"), run_name="__main__")
-    lines = capsys.readouterr().out.splitlines()
-    throughput = {line[:28].strip(): line[28:].split() for line in lines[2:7]}
-    assert throughput["reference"][1] == "1.00" and float(throughput["channels_last"][0]) > 0
-    assert float(throughput["2 processes x 1 thread"][0]) > 0
+    result = run_json("cpu_recipe.py", "--smoke", "--plateau", str(tmp_path), monkeypatch=monkeypatch, capsys=capsys)
+    throughput = {row["choice"]: row for row in result["throughput"]}
+    assert throughput["reference"]["vs_reference"] == 1.0 and throughput["channels_last"]["images_per_s"] > 0
+    assert throughput["2 processes x 1 thread"]["images_per_s"] > 0
     curves = json.loads((tmp_path / "curves.json").read_text())
+    assert result["curves"] == curves and set(result["plateau"]) == set(curves)
     assert list(curves) == ["reference", "batch 512, lr 2e-3"]  # channels_last learns the same: no curve
     assert [row["images"] for row in curves["reference"]] == [512, 1024]
     assert all(0 <= row["lps_lgbm"] <= 1.5 for rows in curves.values() for row in rows)

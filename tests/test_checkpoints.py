@@ -22,20 +22,15 @@ from explorer.checkpoints import CheckpointError
 from explorer.data import load_dataset
 from explorer.priors import Laplace, from_dict
 from explorer.training import TrainConfig, Trainer
+from tests.helpers import small_config
 from tests.waiting import wait_until
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture
 def run(tmp_path, digits):
     """A short AE-MMD run with a Laplace prior, checkpointed at step 4."""
     prior = Laplace(3, scale=0.5)
-    config = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, prior=prior.to_dict(), steps=4,
-                         batch_size=32, checkpoint_every=0, seed=1)
+    config = small_config(prior=prior.to_dict(), steps=4, checkpoint_every=0, seed=1)
     trainer = Trainer(config, dataset=digits, out=tmp_path / "run")
     trainer.run()
     return trainer

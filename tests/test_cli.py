@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import explorer
-from explorer.cli import build_parser, main
+from explorer.cli import build_parsers, main, options
 from explorer.priors import Uniform
 from explorer.snapshot_files import read_snapshot
 
@@ -21,12 +21,10 @@ TRAIN = ["train", "--dataset", "digits", "--latent-dim", "3", "--batch-size", "3
 
 
 def test_help_documents_every_option():
-    parser = build_parser()
-    subparsers = parser._subparsers._group_actions[0].choices
-    for name, sub in subparsers.items():
+    for name, sub in build_parsers()[1].items():
         text = sub.format_help()
-        for action in sub._actions:
-            if action.option_strings and action.dest != "help":
+        for action in options(sub):
+            if action.dest != "help":
                 assert action.help, f"{name} {action.option_strings} has no help"
                 assert action.option_strings[-1] in text
 
@@ -90,13 +88,12 @@ def test_train_flags_are_the_declared_settings():
     from explorer.objectives import OBJECTIVES
     from explorer.training import TrainConfig
 
-    train = build_parser()._subparsers._group_actions[0].choices["train"]
-    flags = {option for action in train._actions for option in action.option_strings}
+    flags = {option for action in options(build_parsers()[1]["train"]) for option in action.option_strings}
     declared = {f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in dataclasses.fields(TrainConfig)
                 if f.name != "objective_options"}
-    options = {"--" + f.name.replace("_", "-") for cls in OBJECTIVES.values() for f in dataclasses.fields(cls.Config)
-               if not f.metadata.get("fact")}
-    assert declared | options <= flags
+    objective_options = {"--" + f.name.replace("_", "-") for cls in OBJECTIVES.values()
+                         for f in dataclasses.fields(cls.Config) if not f.metadata.get("fact")}
+    assert declared | objective_options <= flags
     assert {"--lam", "--beta", "--gamma", "--kernel", "--dataset-option", "--latent-dim"} <= flags
     assert not {"--dataset-size", "--objective-options"} & flags
 

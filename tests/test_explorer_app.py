@@ -13,20 +13,15 @@ import torch
 from PIL import Image
 
 import explorer
-from explorer.data import load_dataset
 from explorer.live import REST_LPS_CODES, rest_codes
 from explorer.metrics.evaluate import encode_dataset
 from explorer.paper.shipped import checkpoints_root, manifest
 from explorer.priors import Gaussian
-from explorer.training import TrainConfig, Trainer, TrainingError
+from explorer.training import Trainer, TrainingError
+from tests.helpers import running, small_config
 from tests.waiting import wait_until
 
-CONFIG = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=150, batch_size=32, lr=1e-3)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+CONFIG = small_config()
 
 
 @pytest.fixture
@@ -70,17 +65,15 @@ def test_start_trains_in_the_background_and_the_views_follow(app):
     assert snapshot.step == 150 and "LPS-mlp on 1,797 codes" in app.lps.estimator.value
     np.testing.assert_allclose(app.lps.bar_source.data["r2"], snapshot.lps)
     assert len(app.lps.history_source.data["step"]) >= 1
-    assert app.panel._loss_source.data["step"][-1] == 150
+    assert app.panel.loss_source.data["step"][-1] == 150
 
 
 def test_a_double_start_shows_a_message_and_keeps_one_thread(app):
     app.panel.steps.value = 100_000
-    app.panel.start.click()
-    app._on_start()  # what a second click reaching the kernel does
-    assert "already running" in app.panel.status.value
-    assert len([t for t in threading.enumerate() if t.name == "explorer-trainer"]) == 1
-    app.panel.stop.click()
-    app.join(timeout=10)
+    with running(app):
+        app.panel.start.click()  # a second click reaching the kernel (the disabled button does not stop a late one)
+        assert "already running" in app.panel.status.value
+        assert len([t for t in threading.enumerate() if t.name == "explorer-trainer"]) == 1
     assert app.background.state == "stopped"
 
 
@@ -115,14 +108,12 @@ def test_pause_resume_stop_buttons(app):
 
 def test_a_prior_edited_mid_run_reaches_the_next_steps_and_the_scatter(app):
     app.panel.steps.value = 100_000
-    app.panel.start.click()
-    wait_until(lambda: app.trainer.step > 3)
-    app.editor.set_prior(Gaussian(3, mean=5.0))
-    swapped_at = app.background.publish().result(timeout=10).step  # commands run in order, between steps
-    assert app.trainer.prior == Gaussian(3, mean=5.0)
-    wait_until(lambda: app.trainer.step > swapped_at + 3)
-    app.panel.stop.click()
-    app.join(timeout=10)
+    with running(app):
+        wait_until(lambda: app.trainer.step > 3)
+        app.editor.set_prior(Gaussian(3, mean=5.0))
+        swapped_at = app.background.publish().result(timeout=10).step  # commands run in order, between steps
+        assert app.trainer.prior == Gaussian(3, mean=5.0)
+        wait_until(lambda: app.trainer.step > swapped_at + 3)
     snapshot = app.refresh(timeout=5)
     assert abs(np.mean(app.latent.prior_source.data["x"]) - 5.0) < 0.3
     mmd, steps = snapshot.history["mmd"], snapshot.history_steps
@@ -253,7 +244,11 @@ def test_trainer_is_reused_until_a_setting_changes(app):
     app.panel.start.click()
     app.join(timeout=30)
     assert app.trainer is first and first.step == 20
-    assert isinstance(first, Trainer)
+    app.panel.weight.value = app.panel.weight.value * 3  # a setting the run was not made with
+    app.panel.steps.value = 10
+    app.panel.start.click()
+    app.join(timeout=30)
+    assert app.trainer is not first and app.trainer.step == 10 and app.settings_changed == []
 
 
 @pytest.mark.slow
@@ -262,7 +257,7 @@ def test_umap_runs_off_the_ui_path_and_then_fills_the_scatter(app):
     app.latent.projection.value = "UMAP"
     assert time.perf_counter() - started < 1.0  # the callback only submits the embedding
     assert "computing" in app.latent.note.value
-    wait_until(lambda: app.latent._umap_result is not None, timeout=240)
+    wait_until(lambda: app.latent.umap_step is not None, timeout=240)
     wait_until(lambda: len(app.latent.code_source.data["x"]) == 256, timeout=10)
     assert app.latent.scatter.xaxis[0].axis_label.startswith("UMAP 1 (step")
     x = np.asarray(app.latent.code_source.data["x"])

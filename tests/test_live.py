@@ -11,22 +11,16 @@ import pytest
 import torch
 
 import explorer
-from explorer.data import load_dataset
 from explorer.history import BoundedHistory
 from explorer.live import BackgroundTrainer, RateLimiter, Snapshot, SnapshotQueue, traversal_grid, traversal_values
 from explorer.priors import Gaussian
-from explorer.training import Callback, TrainConfig, Trainer, TrainingError
+from explorer.training import Callback, Trainer, TrainingError
+from tests.helpers import running, small_config
 from tests.waiting import wait_until
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 def make_background(digits, steps: int = 200, **options) -> BackgroundTrainer:
-    config = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=steps, batch_size=32, lr=1e-3)
-    return BackgroundTrainer(Trainer(config, dataset=digits), probe_size=256, **options)
+    return BackgroundTrainer(Trainer(small_config(steps=steps), dataset=digits), probe_size=256, **options)
 
 
 def trainer_threads() -> list[threading.Thread]:
@@ -49,47 +43,39 @@ def test_runs_to_the_end_and_publishes_snapshots(digits):
 
 
 def test_a_second_start_is_refused_and_starts_no_thread(digits):
-    background = make_background(digits, steps=100_000)
-    background.start()
-    try:
+    with running(make_background(digits, steps=100_000)) as background:
         with pytest.raises(RuntimeError, match="already running"):
             background.start()
         assert len(trainer_threads()) == 1
-    finally:
-        background.stop(timeout=10)
     assert not background.running and background.state == "stopped"
     assert 0 < background.trainer.step < 100_000
     assert not trainer_threads()
 
 
 def test_pause_holds_the_step_and_resume_continues(digits):
-    background = make_background(digits, steps=100_000)
-    background.start()
-    wait_until(lambda: background.trainer.step > 5)
-    background.pause().result(timeout=10)  # ran between two steps, on the training thread
-    assert background.state == "paused"
-    assert background.snapshots.latest(timeout=1).state == "paused"  # posted at once, not at the next cadence
-    held = background.trainer.step
-    assert background.publish().result(timeout=10).step == held  # the thread answers commands, steps stay
-    background.resume().result(timeout=10)
-    wait_until(lambda: background.trainer.step > held + 5)
-    background.stop(timeout=10)
+    with running(make_background(digits, steps=100_000)) as background:
+        wait_until(lambda: background.trainer.step > 5)
+        background.pause().result(timeout=10)  # ran between two steps, on the training thread
+        assert background.state == "paused"
+        assert background.snapshots.latest(timeout=1).state == "paused"  # posted at once, not at the next cadence
+        held = background.trainer.step
+        assert background.publish().result(timeout=10).step == held  # the thread answers commands, steps stay
+        background.resume().result(timeout=10)
+        wait_until(lambda: background.trainer.step > held + 5)
     assert background.state == "stopped"
 
 
 def test_steps_per_second_and_elapsed_time_leave_pauses_out(digits):
-    background = make_background(digits, steps=100_000)
-    background.start()
-    wait_until(lambda: background.trainer.step > 60)
-    before = background.publish().result(timeout=10)
-    background.pause().result(timeout=10)
     pause = 1.0
-    time.sleep(pause)  # the pause being measured, not a synchronisation
-    background.resume().result(timeout=10)
-    step = background.trainer.step
-    wait_until(lambda: background.trainer.step > step + 3)
-    after = background.publish().result(timeout=10)
-    background.stop(timeout=10)
+    with running(make_background(digits, steps=100_000)) as background:
+        wait_until(lambda: background.trainer.step > 60)
+        before = background.publish().result(timeout=10)
+        background.pause().result(timeout=10)
+        time.sleep(pause)  # the pause being measured, not a synchronisation
+        background.resume().result(timeout=10)
+        step = background.trainer.step
+        wait_until(lambda: background.trainer.step > step + 3)
+        after = background.publish().result(timeout=10)
     # a window of 50 steps at > 50 steps/s holding the pause would read well under half the rate
     assert after.steps_per_s > 0.5 * before.steps_per_s
     assert after.elapsed_s - before.elapsed_s < (after.step - before.step) / before.steps_per_s * 3 + 0.5 * pause
@@ -105,31 +91,24 @@ def test_commands_run_on_the_training_thread(digits):
             threads.append(threading.current_thread().name)
             Trainer.prior.fset(self, prior)
 
-    config = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=100_000, batch_size=32, lr=1e-3)
-    background = BackgroundTrainer(Recording(config, dataset=digits), probe_size=256)
-    background.start()
-    try:
+    background = BackgroundTrainer(Recording(small_config(steps=100_000), dataset=digits), probe_size=256)
+    with running(background):
         wait_until(lambda: background.trainer.step > 3)
         snapshot = background.set_prior(Gaussian(3, mean=50.0)).result(timeout=10)
         selected = background.select(7).result(timeout=10)
-    finally:
-        background.stop(timeout=10)
     assert threads == ["explorer-trainer"]
     assert abs(snapshot.prior_sample.mean() - 50.0) < 0.5 and selected.selected == 7
 
 
 def test_traversals_are_decoded_when_the_selection_changes_not_on_every_snapshot(digits):
     background = make_background(digits, steps=100_000, snapshot_interval=0.0, traversal_interval=1e6)
-    background.start()
-    try:
+    with running(background):
         wait_until(lambda: background.trainer.step > 3)
         first = background.publish().result(timeout=10)
         step = background.trainer.step
         wait_until(lambda: background.trainer.step > step + 20)  # many snapshots (no minimum interval)
         later = background.publish().result(timeout=10)
         selected = background.select(5).result(timeout=10)
-    finally:
-        background.stop(timeout=10)
     assert later.step > first.step and later.traversal_version == first.traversal_version
     assert selected.traversal_version == first.traversal_version + 1 and selected.selected == 5
     assert background.snapshots.latest(timeout=5).traversal_version > selected.traversal_version  # at rest: anew
@@ -178,12 +157,10 @@ def test_a_nan_loss_stops_training_keeps_the_last_good_weights_and_join_reraises
 
 
 def test_swapping_the_prior_mid_run_changes_the_next_steps_samples(digits):
-    background = make_background(digits, steps=100_000)
-    background.start()
-    wait_until(lambda: background.trainer.step > 10)
-    swapped_at = background.set_prior(Gaussian(3, mean=50.0)).result(timeout=10).step
-    wait_until(lambda: background.trainer.step > swapped_at + 5)
-    background.stop(timeout=10)
+    with running(make_background(digits, steps=100_000)) as background:
+        wait_until(lambda: background.trainer.step > 10)
+        swapped_at = background.set_prior(Gaussian(3, mean=50.0)).result(timeout=10).step
+        wait_until(lambda: background.trainer.step > swapped_at + 5)
     history = background.snapshots.latest()
     mmd = np.asarray(history.history["mmd"])
     steps = history.history_steps
@@ -193,11 +170,9 @@ def test_swapping_the_prior_mid_run_changes_the_next_steps_samples(digits):
 
 
 def test_save_while_running_writes_a_checkpoint_between_steps(digits, tmp_path):
-    background = make_background(digits, steps=100_000)
-    background.start()
-    wait_until(lambda: background.trainer.step > 5)
-    path = background.save(tmp_path / "run").result(timeout=20)
-    background.stop(timeout=10)
+    with running(make_background(digits, steps=100_000)) as background:
+        wait_until(lambda: background.trainer.step > 5)
+        path = background.save(tmp_path / "run").result(timeout=20)
     model = explorer.load(tmp_path / "run")
     assert model.step > 5 and path.exists()
     assert "saved" in background.message
@@ -206,17 +181,13 @@ def test_save_while_running_writes_a_checkpoint_between_steps(digits, tmp_path):
 def test_a_failed_save_is_reported_and_training_goes_on(digits, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    background = make_background(digits, steps=100_000)
-    background.start()
-    try:
+    with running(make_background(digits, steps=100_000)) as background:
         with pytest.raises(OSError):
             background.save(blocker / "run").result(timeout=20)
         assert background.message.startswith("Could not save") and background.message_is_error
         step = background.trainer.step
         wait_until(lambda: background.trainer.step > step + 3)
         assert background.state == "running"
-    finally:
-        background.stop(timeout=10)
 
 
 def test_snapshots_cost_at_most_their_budget(digits):
@@ -270,15 +241,12 @@ def test_the_probe_re_encodes_a_chunk_per_snapshot_round_robin(digits):
 
 def test_between_full_snapshots_progress_only_ones_keep_the_step_live(digits):
     background = make_background(digits, steps=100_000, snapshot_interval=1e6, progress_interval=0.0)
-    background.start()
-    try:
+    with running(background):
         wait_until(lambda: background.trainer.step > 3)
         full = background.publish().result(timeout=10)
         step = background.trainer.step
         wait_until(lambda: background.trainer.step > step + 5)
         progress = background.snapshots.latest(timeout=5)
-    finally:
-        background.stop(timeout=10)
     assert progress.progress_only and not full.progress_only
     assert progress.step > full.step and progress.codes_version == full.codes_version
     assert progress.history_steps[-1] == progress.step and progress.codes is full.codes

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import explorer
-from explorer.cli import build_parser, main, reproduce_options
+from explorer.cli import build_parser, build_parsers, main, reproduce_options
 from explorer.data import load_dataset
 from explorer.metrics.evaluate import encode_dataset
 from explorer.paper.reproduce import KL_FAILURE, engineered_priors, kl_failure, xy_priors
@@ -84,7 +84,7 @@ def test_the_command_line_leaves_unset_options_to_each_functions_defaults():
         args = build_parser().parse_args(["reproduce", experiment, "--steps", "7", "--out", "x"])
         assert reproduce_options(args) == {"steps": 7, "seeds": range(1)}
         lam = inspect.signature(function).parameters["lam"].default
-        help_text = build_parser()._subparsers._group_actions[0].choices["reproduce"].format_help()
+        help_text = build_parsers()[1]["reproduce"].format_help()
         assert f"{experiment} {lam}" in " ".join(help_text.split())
     args = build_parser().parse_args(["reproduce", "kl-failure", "--lam", "3", "--objectives", "ae", "mmd",
                                       "--out", "x"])

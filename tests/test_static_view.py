@@ -8,13 +8,13 @@ import io
 import numpy as np
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.display import display
 from IPython.utils.capture import capture_output
 from PIL import Image
 
 import explorer
-from explorer.data import load_dataset
 from explorer.widgets.static_view import HIDDEN_VIEW, WIDGET_VIEW, snapshot_figure
-from tests.test_explorer_app import CONFIG
+from tests.helpers import small_config
 from tests.test_views import snapshot
 
 
@@ -35,12 +35,11 @@ def test_the_picture_shows_every_view_with_labelled_axes():
     assert (scatter.get_xlabel(), scatter.get_ylabel()) == ("z0", "z1")
 
 
-def test_a_displayed_explorer_leaves_a_picture_and_refreshes_it_when_training_ends():
-    config = dataclasses.replace(CONFIG, steps=20)
-    app = explorer.Explorer(config, dataset=load_dataset("digits"), probe_size=128, refresh_hz=None)
+def test_a_displayed_explorer_leaves_a_picture_and_refreshes_it_when_training_ends(digits):
+    app = explorer.Explorer(small_config(steps=20), dataset=digits, probe_size=128, refresh_hz=None)
     try:
         with capture_output() as shown:
-            app._ipython_display_()
+            display(app)
         loader, widget, picture = shown.outputs
         assert set(loader.data) == set(widget.data) == {WIDGET_VIEW}  # no text/plain for GitHub to print instead
         assert widget.data[WIDGET_VIEW]["model_id"] == app.widget.model_id

@@ -11,6 +11,7 @@ from explorer.data import Dataset, load_dataset
 from explorer.mmd import mmd2
 from explorer.priors import Gaussian, Uniform
 from explorer.training import Callback, TrainConfig, Trainer, TrainingError, resolve_device
+from tests import helpers
 
 
 class Recorder(Callback):
@@ -24,15 +25,9 @@ class Recorder(Callback):
         return [e.terms["loss"] for e in self.events]
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 def small_config(**changes) -> TrainConfig:
-    base = TrainConfig(dataset="digits", objective="mmd", latent_dim=3, steps=12, batch_size=64, lr=1e-3,
-                       checkpoint_every=6, seed=3)
-    return dataclasses.replace(base, **changes)
+    """The shared small setting, shorter, in batches of 64, checkpointing half way."""
+    return helpers.small_config(**{"steps": 12, "batch_size": 64, "checkpoint_every": 6, "seed": 3, **changes})
 
 
 @pytest.mark.parametrize("objective", ["mmd", "beta-vae", "factorvae"])
@@ -76,7 +71,7 @@ def test_events_report_step_terms_and_speed(digits):
 def test_resident_and_on_demand_batches_are_the_same(digits):
     resident = Trainer(small_config(), dataset=digits)
     on_demand = Trainer(small_config(resident_bytes=0), dataset=digits)
-    assert resident._images is not None and on_demand._images is None
+    assert resident.resident and not on_demand.resident
     assert torch.equal(resident.batch(), on_demand.batch())
 
 
@@ -256,8 +251,8 @@ def test_nan_in_the_data_is_refused_before_training_and_named_as_the_cause():
 
 
 def test_the_stop_message_blames_the_data_when_a_batch_holds_nan(digits):
-    trainer = Trainer(small_config(steps=10, batch_size=64), dataset=digits)
-    trainer.dataset, trainer._images = _FloatImages(), None
+    trainer = Trainer(small_config(steps=10, batch_size=64, resident_bytes=0), dataset=digits)
+    trainer.dataset = _FloatImages()  # past the check made when the trainer was built: batches read it on demand
     with pytest.raises(TrainingError, match="fix the data"):
         trainer.run()
     assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())

@@ -165,5 +165,6 @@ def test_a_view_appearing_late_gets_the_document_as_it_is_then():
     first = pane.render_bundle
     structure.update(snapshot(np.random.default_rng(0).standard_normal((100, 2)) * 0.02))
     assert pane.render_bundle == first  # changes travel as patches, which a view not yet shown never sees
-    pane._view_count = 1  # what the front end reports when the view appears
+    # what the front end reports when the view appears: a synced trait only the front end sets, no public name
+    pane._view_count = 1
     assert "1e-4" not in str(first) and "1e-4" in str(pane.render_bundle)  # the colour bar's unit, now

@@ -205,6 +205,11 @@ class LatentView:
         step, codes, prior = self._umap_result
         return codes, prior, (f"UMAP 1 (step {step})", "UMAP 2")
 
+    @property
+    def umap_step(self) -> int | None:
+        """The step of the codes the finished UMAP embedding was computed on; None until the first is ready."""
+        return None if self._umap_result is None else self._umap_result[0]
+
     def _umap_done(self, future: concurrent.futures.Future, step: int) -> None:
         if future.exception() is None and not self._closed:
             self._umap_result = (step, *future.result())

@@ -113,7 +113,7 @@ class SketchPad:
         draw_curve = _freehand(self.density, self.curve_source, "Draw a density")
         self.density.toolbar.active_drag = draw_curve
         self.curve_source.on_change("data", self._changed(on_curve))
-        self._tools = [draw_curve]
+        self.draw_tools = [draw_curve]
         plots = [self.density]
 
         self.pair = None
@@ -127,7 +127,7 @@ class SketchPad:
             place = CustomJS(args={"source": self.points_source, "plot": self.pair, "px": POINT_PX}, code=TAP_POINT)
             for event in ("tap", "doubletap"):  # a quick second click is a "doubletap" to Bokeh, not a "tap"
                 self.pair.js_on_event(event, place)
-            self._tools.append(_freehand(self.pair, self.strokes_source, "Draw strokes"))
+            self.draw_tools.append(_freehand(self.pair, self.strokes_source, "Draw strokes"))
             self.pair.toolbar.active_drag = draw_points
             self.points_source.on_change("data", self._changed(on_points))
             self.strokes_source.on_change("data", self._changed(on_points))
@@ -154,7 +154,7 @@ class SketchPad:
         return on_change
 
     def _set_mode(self, mode: str) -> None:
-        for tool in self._tools:
+        for tool in self.draw_tools:
             tool.num_objects = MODES[mode]
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:

@@ -120,7 +120,7 @@ class TrainingPanel:
         self.stats = widgets.HTML("step 0")
         self.status = widgets.HTML()
         self._terms: tuple[str, ...] = ()
-        self._loss_source = ColumnDataSource({"step": []})
+        self.loss_source = ColumnDataSource({"step": []})
         self.losses = widgets.Box()
         self.set_state("idle")
         settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
@@ -206,8 +206,8 @@ class TrainingPanel:
             return
         if terms != self._terms:
             self._terms = terms
-            self._loss_source = ColumnDataSource({"step": [], **{t: [] for t in terms}})
-            figures = [loss_figure(self._loss_source, term, colour)
+            self.loss_source = ColumnDataSource({"step": [], **{t: [] for t in terms}})
+            figures = [loss_figure(self.loss_source, term, colour)
                        for term, colour in zip(terms, Category10_10, strict=False)]
             self.losses.children = [BokehPane(gridplot(figures, ncols=2, toolbar_location=None))]
-        self._loss_source.data = {"step": snapshot.history_steps, **snapshot.history}
+        self.loss_source.data = {"step": snapshot.history_steps, **snapshot.history}

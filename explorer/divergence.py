@@ -1,0 +1,116 @@
+"""Stopping a run that diverges with one message that says where, what, and what to try.
+
+A loss or gradient that is not finite stops the run with the weights untouched. Codes beyond `CODE_LIMIT` or a
+loss `LOSS_GROWTH` times its first value mean the weights of the step that produced them are already bad: the run
+goes back to a copy of the training state at the last step within bounds, kept at the cost of one pass."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from explorer.training import Trainer
+
+CODE_LIMIT = 1e6  # |code| beyond this means the encoder diverges (codes of a fitted prior are O(1) to O(100))
+LOSS_GROWTH = 1e3  # a loss this many times its first value has exploded
+
+
+class TrainingError(RuntimeError):
+    """Training stopped because it diverged: the loss, its gradient or the codes stopped being finite or exploded."""
+
+
+class _CodeScale:
+    """Forward hook on the encoder: the largest |output| of the last forward (a device scalar, no sync)."""
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+    def __call__(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        self.value = output.detach().abs().amax().float()
+
+
+class DivergenceGuard:
+    """Watches ``trainer``'s steps: `code_scale` for the step's codes, `check_forward` before the backward pass,
+    `check_gradient` after it; each raises `TrainingError` when the run diverges."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self._scale = _CodeScale()
+        trainer.model.encoder.register_forward_hook(self._scale)
+        self._first_loss: float | None = None
+        self._kept_step: int | None = None
+        self._kept: list[torch.Tensor] = []
+        self._kept_generator: torch.Tensor | None = None
+
+    def code_scale(self, like: torch.Tensor) -> torch.Tensor:
+        """The largest |code| of the last forward, a scalar tensor like ``like``."""
+        return self._scale.value if self._scale.value is not None else like.new_zeros(())
+
+    def check_forward(self, values: dict[str, float], code_scale: float, x: torch.Tensor,
+                      generator_state: torch.Tensor) -> None:
+        """Before the step's update: raise if the loss is not finite or the codes or the loss exploded; else keep
+        the training state (with ``generator_state``, the generator before the step) as the last good one."""
+        if not math.isfinite(values["loss"]):
+            self._stop(f"the loss is {values['loss']}", values, x)
+        if not code_scale <= CODE_LIMIT:
+            self._stop(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x, back=True)
+        if self._first_loss is None:
+            self._first_loss = values["loss"]
+        elif self._first_loss > 0 and values["loss"] > LOSS_GROWTH * self._first_loss:
+            self._stop(f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
+                       f"{self._first_loss:.4g}", values, x, back=True)
+        self._keep(generator_state)
+
+    def check_gradient(self, grad_norm: torch.Tensor, values: dict[str, float], x: torch.Tensor) -> None:
+        if not torch.isfinite(grad_norm):
+            self._stop(f"the gradient norm is {float(grad_norm)}", values, x)
+
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """The tensors a step changes: weights (model and objective) and optimizer moments, in a fixed order."""
+        trainer = self.trainer
+        optimizer = [v for slots in trainer.optimizer.state.values() for v in slots.values() if torch.is_tensor(v)]
+        return [*trainer.model.state_dict().values(), *trainer.objective.state_dict().values(), *optimizer]
+
+    def _keep(self, generator_state: torch.Tensor) -> None:
+        tensors = self._state_tensors()
+        if [t.shape for t in tensors] != [t.shape for t in self._kept]:  # the first step adds optimizer moments
+            self._kept = [t.detach().clone() for t in tensors]
+        else:
+            for mine, t in zip(self._kept, tensors, strict=True):
+                mine.copy_(t)
+        self._kept_step, self._kept_generator = self.trainer.step, generator_state
+
+    def _restore(self) -> bool:
+        """Put the kept state back; False if none is kept. Kept before the first optimizer step, the state has no
+        moments: the optimizer starts afresh, as it did then."""
+        if self._kept_step is None:
+            return False
+        trainer = self.trainer
+        tensors = self._state_tensors()
+        if len(self._kept) < len(tensors):
+            trainer.optimizer.state.clear()
+            tensors = self._state_tensors()
+        for t, mine in zip(tensors, self._kept, strict=True):
+            t.copy_(mine)
+        trainer.generator.set_state(self._kept_generator)
+        trainer.step = self._kept_step
+        return True
+
+    def _stop(self, what: str, values: dict[str, float], x: torch.Tensor, back: bool = False) -> None:
+        """Raise TrainingError; ``back``: the current weights are bad, restore the last good ones first."""
+        trainer = self.trainer
+        trainer.optimizer.zero_grad(set_to_none=True)
+        restored = back and self._restore()
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        if not bool(torch.isfinite(x).all()):
+            advice = "The batch holds NaN or inf pixel values: fix the data (the learning rate is not the cause)."
+        else:
+            advice = f"Try a lower learning rate (now {trainer.config.lr:g}) or penalty weight."
+        at = f"step {trainer.step + 1}" if not restored else f"step {self._kept_step + 2}"
+        kept = ", the last within bounds, are restored" if restored else " are kept"
+        raise TrainingError(f"Training stopped at {at}: {what} ({shown}). The weights of step {trainer.step}{kept}. "
+                            f"{advice}")
