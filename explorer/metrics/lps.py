@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from explorer.metrics.arrays import float_rows
+
 METHODS = ("lgbm", "mlp", "linear")
 MLP_DEFAULTS: dict[str, Any] = {
     "hidden": 100, "lr": 2e-3, "batch_size": 256, "max_epochs": 200, "patience": 10, "tol": 1e-4,
@@ -152,20 +154,10 @@ def _result(split: _Split, pred: np.ndarray, method: str, settings: dict[str, An
     return LPSResult(per_dim=per_dim, score=score, method=method, settings=settings, versions=library_versions())
 
 
-def _as_array(codes: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(codes, torch.Tensor):
-        codes = codes.detach().cpu().numpy()
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or codes.shape[1] < 2:
-        raise ValueError(f"lps: codes must be 2-D [n, d] with d >= 2, got shape {codes.shape}")
-    if not np.isfinite(codes).all():
-        raise ValueError("lps: codes must be finite, got NaN or inf")
-    return codes
-
 
 def _split(codes: torch.Tensor | np.ndarray, n: int, test_fraction: float, val_fraction: float,
            seed: int) -> _Split:
-    codes = _as_array(codes)
+    codes = float_rows(codes, "codes", owner="lps", min_columns=2, finite=True)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"lps: test_fraction must be in (0, 1), got {test_fraction}")
     if not 0.0 <= val_fraction < 1.0:
