@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save_file
 
 from explorer.run_folder import remove_stale_tmp
+from explorer.versions import library_versions
 
 if TYPE_CHECKING:
     from explorer.data import Dataset
@@ -193,21 +193,6 @@ def validate_sidecar(raw: Any, source: Path) -> Sidecar:
 
 # ----------------------------------------------------------------------------------------------- files
 
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a checkpoint's numbers."""
-    import numpy
-    import safetensors
-
-    from explorer import __version__
-
-    return {
-        "explorer": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "safetensors": safetensors.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _sha256(path: Path) -> str:

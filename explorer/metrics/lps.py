@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import os
-import platform
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 
 from explorer.metrics.arrays import float_rows
+from explorer.versions import library_versions
 
 METHODS = ("lgbm", "mlp", "linear")
 MLP_DEFAULTS: dict[str, Any] = {
@@ -125,18 +125,6 @@ def available_cpus() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries an LPS depends on (those importable)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "torch", "lightgbm", "scikit-learn"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 def r2_per_dim(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
