@@ -12,7 +12,7 @@ from explorer.config import from_options, integer, number, of_type, one_of, opti
 from explorer.data import DATASETS
 from explorer.models import MAX_SIZES
 from explorer.objectives import AEMMD, OBJECTIVES, objective_class
-from explorer.priors import from_dict
+from explorer.priors import Prior, from_dict
 
 PRECISIONS = ("fp32", "bf16")
 MAX_BATCH = 2**12  # 8 x the paper's 512; the MMD's [2B, 2B] kernel matrices take GBs beyond: refused, not OOM-killed
@@ -77,6 +77,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: prior must be a Prior.to_dict() dict or None, got {self.prior!r}")
         if prior.dim != self.latent_dim:
             raise ValueError(f"TrainConfig: the prior has {prior.dim} dimensions, latent_dim is {self.latent_dim}")
+
+    def with_prior(self, prior: Prior | None) -> TrainConfig:
+        """This config with ``prior`` (a live trainer's current one, say) as its prior, e.g. for the files a run
+        writes: the saved config names the prior the weights were trained towards."""
+        return dataclasses.replace(self, prior=None if prior is None else prior.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

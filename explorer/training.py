@@ -368,8 +368,7 @@ class Trainer:
         weights = {**checkpoints.prefixed(self.model, "model."), **checkpoints.prefixed(self.objective, "objective.")}
         optimizer_tensors, groups = checkpoints.optimizer_to_tensors(self.optimizer)
         state = {**optimizer_tensors, "generator": self.generator.get_state()}
-        prior = self.prior
-        config = dataclasses.replace(self.config, prior=prior.to_dict() if prior is not None else None)
+        config = self.config.with_prior(self.prior)
         meta = {
             "run_id": self.run_id,
             "step": self.step,
