@@ -17,6 +17,7 @@ Default depth: 4 for 28x28 and 32x32, 6 for 64x64 (the paper's MNIST/CIFAR-10 an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from explorer.config import integer
+from explorer.registry import Registry
 
 CONV_SIZES = {28: 32, 32: 32, 64: 64}  # input side -> side the conv stack sees (28 is padded to 32)
 MLP_SIZES = (8,)
@@ -65,6 +67,11 @@ class ModelConfig:
         return self.image_shape[1] in CONV_SIZES
 
     @property
+    def architecture(self) -> str:
+        """The `MODELS` builder of this image size: "conv" or "mlp"."""
+        return "conv" if self.is_conv else "mlp"
+
+    @property
     def max_depth(self) -> int:
         """Conv: halvings until 1x1; MLP: an arbitrary sanity bound on hidden layers."""
         return CONV_SIZES[self.image_shape[1]].bit_length() - 1 if self.is_conv else 8
@@ -83,10 +90,15 @@ class ModelConfig:
         return cls(**{**d, "image_shape": tuple(d["image_shape"])})
 
 
+# builder name -> ``(config, head_dim) -> (encoder, decoder)``: the architectures `AutoEncoder` assembles
+MODELS: Registry[Callable[[ModelConfig, int], tuple[nn.Module, nn.Module]]] = Registry("model")
+
+
 def _channels(width: int, depth: int) -> list[int]:
     return [width * min(2**i, MAX_WIDTH_MULTIPLIER) for i in range(depth)]
 
 
+@MODELS.register("conv")
 def _conv_pair(config: ModelConfig, head_dim: int) -> tuple[nn.Module, nn.Module]:
     c, depth, d = config.image_shape[0], config.resolved_depth, config.latent_dim
     chans = _channels(config.width, depth)
@@ -104,6 +116,7 @@ def _conv_pair(config: ModelConfig, head_dim: int) -> tuple[nn.Module, nn.Module
     return encoder, nn.Sequential(*dec)
 
 
+@MODELS.register("mlp")
 def _mlp_pair(config: ModelConfig, head_dim: int) -> tuple[nn.Module, nn.Module]:
     c, h, w = config.image_shape
     pixels, hidden, depth = c * h * w, 4 * config.width, config.resolved_depth
@@ -126,8 +139,7 @@ class AutoEncoder(nn.Module):
         super().__init__()
         self.config = config
         head_dim = config.latent_dim * (2 if config.gaussian else 1)
-        build = _conv_pair if config.is_conv else _mlp_pair
-        self.encoder, self.decoder = build(config, head_dim)
+        self.encoder, self.decoder = MODELS[config.architecture](config, head_dim)
         side = config.image_shape[1]
         self._pad = (CONV_SIZES[side] - side) // 2 if config.is_conv else 0
 
