@@ -8,9 +8,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.config import from_options, integer, number, of_type, one_of, option, optional, validate
+from explorer.config import from_options, integer, number, of_type, one_of, option, validate
 from explorer.data import DATASETS
-from explorer.models import MAX_SIZES
+from explorer.models import size_option
 from explorer.objectives import AEMMD, OBJECTIVES, objective_class
 from explorer.priors import Prior, from_dict
 
@@ -40,10 +40,9 @@ class TrainConfig:
     prior: dict[str, Any] | None = option(
         None, "prior of an objective that takes one, in Prior.to_dict() form (default: N(0, I))", group=MODEL,
         parse="prior")
-    latent_dim: int = option(5, "latent size d", integer(1, MAX_SIZES["latent_dim"]), group=MODEL)
-    depth: int | None = option(None, "stride-2 conv layers (default: 4 at 32x32, 6 at 64x64)", optional(integer()),
-                               group=MODEL)
-    width: int = option(32, "channels of the first conv layer", integer(1, MAX_SIZES["width"]), group=MODEL)
+    latent_dim: int = size_option("latent_dim", group=MODEL)  # the model's sizes are declared in explorer.models
+    depth: int | None = size_option("depth", group=MODEL)
+    width: int = size_option("width", group=MODEL)
     steps: int = option(2000, "total optimizer steps", integer(), group=OPTIMIZATION)
     batch_size: int = option(512, "batch size (under torchrun: the global batch, split evenly over the processes)",
                              integer(1, MAX_BATCH), group=OPTIMIZATION)
