@@ -93,8 +93,8 @@ def lps(codes: torch.Tensor | np.ndarray, method: str = "lgbm", n: int = 10_000,
 
     `options` override the method's defaults (`MLP_DEFAULTS`, `LGBM_DEFAULTS`). `n_jobs`: for `lgbm` the
     boosters fitted at once (default: the CPUs this process may use; each booster runs on one thread); for
-    `mlp` torch's intra-op threads (default 1: on a busy machine torch's OpenMP threads wait on each other,
-    2 threads measured 12x slower than 1 with 4 processes on 2 cores; pass more on an idle many-core machine).
+    `mlp` torch's intra-op threads (default 1: when processes share few cores, torch's OpenMP threads spend their
+    time waiting on each other, so more threads run slower; pass more on an idle many-core machine).
     """
     if method not in METHODS:
         raise ValueError(f"lps: method must be one of {METHODS}, got {method!r}")
