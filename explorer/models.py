@@ -17,6 +17,7 @@ Default depth: 4 for 28x28 and 32x32, 6 for 64x64 (the paper's MNIST/CIFAR-10 an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from explorer.config import integer
+from explorer.config import integer, option, optional, validate
+from explorer.registry import Registry
 
 CONV_SIZES = {28: 32, 32: 32, 64: 64}  # input side -> side the conv stack sees (28 is padded to 32)
 MLP_SIZES = (8,)
@@ -34,14 +36,37 @@ MAX_WIDTH_MULTIPLIER = 2
 MAX_SIZES = {"latent_dim": 4096, "width": 1024}  # beyond these a model would not fit in memory (a corrupt file)
 
 
+# The model's sizes, declared once: `ModelConfig`'s fields and `explorer.settings.TrainConfig`'s settings are made
+# from these (`size_option`), so a run's sizes are its TrainConfig's and nothing checks one copy against another.
+SIZES: dict[str, dict[str, Any]] = {
+    "latent_dim": {"default": 5, "help": "latent size d", "check": integer(1, MAX_SIZES["latent_dim"])},
+    "depth": {"default": None, "check": optional(integer()),
+              "help": "layers: stride-2 conv layers of an image model (default 4 at 28x28 and 32x32, 6 at 64x64); "
+                      "hidden layers of the 8x8 MLP (default 2)"},
+    "width": {"default": 32, "check": integer(1, MAX_SIZES["width"]),
+              "help": "channels of the first conv layer (the next ones have 2 x width); the 8x8 MLP's hidden layers "
+                      "have 4 x width units"},
+}
+FACTS = ("image_shape", "gaussian")  # what the data and the objective fix: a checkpoint's ``model`` entry
+
+
+def size_option(name: str, **meta: Any) -> Any:
+    """The dataclass field of the model size ``name`` (see `SIZES`); ``meta`` adds e.g. the command line's group."""
+    return option(**SIZES[name], **meta)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """What `build_model` needs; ``depth=None`` picks the default for the image size (module docstring)."""
+    """What `build_model` needs; ``depth=None`` picks the default for the image size (module docstring).
+
+    A run's model is `ModelConfig.for_run`: its sizes from the run's `TrainConfig`, the rest (`FACTS`) from the data
+    and the objective.
+    """
 
     image_shape: tuple[int, int, int]
-    latent_dim: int
-    depth: int | None = None
-    width: int = 32
+    latent_dim: int = size_option("latent_dim")
+    depth: int | None = size_option("depth")
+    width: int = size_option("width")
     gaussian: bool = False
 
     def __post_init__(self) -> None:
@@ -53,16 +78,30 @@ class ModelConfig:
                 f"ModelConfig: unsupported image_shape {shape}; expected (C, H, H) with C in {CHANNELS} "
                 f"and H in {supported}"
             )
-        for name, maximum in MAX_SIZES.items():
-            object.__setattr__(self, name, integer(1, maximum)("ModelConfig", name, getattr(self, name)))
+        validate(self)
         if self.depth is not None and not 1 <= int(self.depth) <= self.max_depth:
             raise ValueError(
                 f"ModelConfig: depth must be in 1..{self.max_depth} for image_shape {shape}, got {self.depth}"
             )
 
+    @classmethod
+    def for_run(cls, train: Any, image_shape: Sequence[int], gaussian: bool) -> ModelConfig:
+        """The model of a run: the sizes of ``train`` (a `TrainConfig` or its dict), the facts given."""
+        sizes = {name: train[name] if isinstance(train, Mapping) else getattr(train, name) for name in SIZES}
+        return cls(image_shape=tuple(image_shape), gaussian=gaussian, **sizes)
+
+    def facts(self) -> dict[str, Any]:
+        """What `for_run` takes besides the run's sizes (`FACTS`), JSON-ready."""
+        return {"image_shape": list(self.image_shape), "gaussian": self.gaussian}
+
     @property
     def is_conv(self) -> bool:
         return self.image_shape[1] in CONV_SIZES
+
+    @property
+    def architecture(self) -> str:
+        """The `MODELS` builder of this image size: "conv" or "mlp"."""
+        return "conv" if self.is_conv else "mlp"
 
     @property
     def max_depth(self) -> int:
@@ -83,10 +122,15 @@ class ModelConfig:
         return cls(**{**d, "image_shape": tuple(d["image_shape"])})
 
 
+# builder name -> ``(config, head_dim) -> (encoder, decoder)``: the architectures `AutoEncoder` assembles
+MODELS: Registry[Callable[[ModelConfig, int], tuple[nn.Module, nn.Module]]] = Registry("model")
+
+
 def _channels(width: int, depth: int) -> list[int]:
     return [width * min(2**i, MAX_WIDTH_MULTIPLIER) for i in range(depth)]
 
 
+@MODELS.register("conv")
 def _conv_pair(config: ModelConfig, head_dim: int) -> tuple[nn.Module, nn.Module]:
     c, depth, d = config.image_shape[0], config.resolved_depth, config.latent_dim
     chans = _channels(config.width, depth)
@@ -104,6 +148,7 @@ def _conv_pair(config: ModelConfig, head_dim: int) -> tuple[nn.Module, nn.Module
     return encoder, nn.Sequential(*dec)
 
 
+@MODELS.register("mlp")
 def _mlp_pair(config: ModelConfig, head_dim: int) -> tuple[nn.Module, nn.Module]:
     c, h, w = config.image_shape
     pixels, hidden, depth = c * h * w, 4 * config.width, config.resolved_depth
@@ -126,8 +171,7 @@ class AutoEncoder(nn.Module):
         super().__init__()
         self.config = config
         head_dim = config.latent_dim * (2 if config.gaussian else 1)
-        build = _conv_pair if config.is_conv else _mlp_pair
-        self.encoder, self.decoder = build(config, head_dim)
+        self.encoder, self.decoder = MODELS[config.architecture](config, head_dim)
         side = config.image_shape[1]
         self._pad = (CONV_SIZES[side] - side) // 2 if config.is_conv else 0
 
@@ -168,10 +212,10 @@ class AutoEncoder(nn.Module):
     def init_output_bias(self, channel_means: Tensor) -> None:
         """Start the decoder at the data's mean intensity per channel (``channel_means`` [C] in (0, 1)).
 
-        The output layer's bias is set to logit(mean). From the default zero bias (output 0.5 everywhere), a
-        summed squared error on mostly dark images drives the sigmoid into saturation near 0 within the first
-        steps, where its gradient vanishes: measured on mnist-5k, a plain AE (seed 0) then stays at recon ~88
-        for good, while from logit(mean) it reaches ~18 in 600 steps (seeds 0, 2, 3 alike)."""
+        The output layer's bias is set to logit(mean). From the default zero bias (output 0.5 everywhere), a summed
+        squared error on mostly dark images (MNIST) drives the sigmoid into saturation near 0 within the first
+        steps, where its gradient vanishes and the reconstruction stops improving; starting at the mean keeps the
+        sigmoid where it has a gradient."""
         last = [m for m in self.decoder if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
         logits = torch.logit(channel_means.clamp(1e-3, 1 - 1e-3)).to(last.bias)
         if isinstance(last, nn.ConvTranspose2d):

@@ -43,10 +43,11 @@ from explorer.config import Check, from_options, integer, number, one_of, option
 from explorer.mmd import ESTIMATORS, KERNELS, mmd2
 from explorer.models import AutoEncoder
 from explorer.priors import Gaussian, Prior, from_dict
+from explorer.registry import Registry
 
 Terms = dict[str, Tensor]
 LOG_2PI = math.log(2 * math.pi)
-OBJECTIVES: dict[str, type[Objective]] = {}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")  # name -> class; see `register`
 WEIGHT_RANGE = (0.01, 100.0)  # the panel's log slider: the weights the paper and the baselines use, and beyond
 
 
@@ -75,11 +76,7 @@ def register(cls: T) -> T:
     """
     if not (isinstance(cls, type) and issubclass(cls, Objective)):
         raise TypeError(f"register: expected an Objective subclass, got {cls!r}")
-    taken = OBJECTIVES.get(cls.name)
-    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"register: objective name {cls.name!r} is taken by {taken.__module__}.{taken.__qualname__}")
-    OBJECTIVES[cls.name] = cls
-    return cls
+    return OBJECTIVES.register(cls.name, cls)
 
 
 class Objective(nn.Module):
@@ -415,15 +412,8 @@ class FactorVAE(VAE):
 
 
 def objective_class(name: str) -> type[Objective]:
-    """The objective registered as ``name``."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}, known: {sorted(OBJECTIVES)}")
+    """The objective registered as ``name``; build it with its options (and ``prior=`` if it takes one)."""
     return OBJECTIVES[name]
-
-
-def build_objective(name: str, **options: Any) -> Objective:
-    """The objective registered as ``name`` (see `OBJECTIVES`), with its options (and ``prior=`` if it takes one)."""
-    return objective_class(name)(**options)
 
 
 def objective_from_dict(d: dict[str, Any]) -> Objective:
@@ -431,4 +421,4 @@ def objective_from_dict(d: dict[str, Any]) -> Objective:
     if not isinstance(d, dict) or "name" not in d:
         raise ValueError(f"objective_from_dict: expected a dict with a 'name' key, got {d!r}")
     options = dict(d)
-    return build_objective(options.pop("name"), **options)
+    return objective_class(options.pop("name"))(**options)

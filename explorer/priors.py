@@ -33,6 +33,7 @@ from torch.distributions import Laplace as _TorchLaplace
 from torch.distributions import MultivariateNormal, Normal
 
 from explorer.config import integer
+from explorer.registry import Registry
 
 __all__ = [
     "Empirical",
@@ -58,7 +59,7 @@ _F64 = torch.float64  # parameters and density arithmetic; random draws are floa
 # times a scale squared, summed over dimensions), stay finite: float32 ends at 3.4e38
 _MAGNITUDE_LIMIT = 1e15
 _NORMALIZED_TOL = 1e-12  # weights / densities this close to a total of 1 are kept as given (exact round trip)
-_FAMILIES: dict[str, type[Prior]] = {}
+_FAMILIES: Registry[type[Prior]] = Registry("prior family")  # family name -> class, filled by defining one
 _REPR = reprlib.Repr()
 _REPR.maxlist = 6
 _REPR.maxlevel = 4
@@ -195,7 +196,7 @@ class Prior(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "family" in cls.__dict__:
-            _FAMILIES[cls.family] = cls
+            _FAMILIES.register(cls.family, cls)
 
     @property
     def _name(self) -> str:
@@ -276,7 +277,7 @@ def from_dict(d: dict[str, Any]) -> Prior:
     params = dict(d)
     family = params.pop("family")
     if family not in _FAMILIES:
-        raise ValueError(f"from_dict: unknown prior family {family!r}, known: {sorted(_FAMILIES)}")
+        raise ValueError(f"from_dict: unknown prior family {family!r}, known: {', '.join(_FAMILIES)}")
     try:
         return _FAMILIES[family]._from_params(params)
     except (TypeError, KeyError) as exc:

@@ -8,11 +8,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.config import from_options, integer, number, of_type, one_of, option, optional, validate
+from explorer.config import from_options, integer, number, of_type, one_of, option, validate
 from explorer.data import DATASETS
-from explorer.models import MAX_SIZES
+from explorer.models import size_option
 from explorer.objectives import AEMMD, OBJECTIVES, objective_class
-from explorer.priors import from_dict
+from explorer.priors import Prior, from_dict
 
 PRECISIONS = ("fp32", "bf16")
 MAX_BATCH = 2**12  # 8 x the paper's 512; the MMD's [2B, 2B] kernel matrices take GBs beyond: refused, not OOM-killed
@@ -40,10 +40,9 @@ class TrainConfig:
     prior: dict[str, Any] | None = option(
         None, "prior of an objective that takes one, in Prior.to_dict() form (default: N(0, I))", group=MODEL,
         parse="prior")
-    latent_dim: int = option(5, "latent size d", integer(1, MAX_SIZES["latent_dim"]), group=MODEL)
-    depth: int | None = option(None, "stride-2 conv layers (default: 4 at 32x32, 6 at 64x64)", optional(integer()),
-                               group=MODEL)
-    width: int = option(32, "channels of the first conv layer", integer(1, MAX_SIZES["width"]), group=MODEL)
+    latent_dim: int = size_option("latent_dim", group=MODEL)  # the model's sizes are declared in explorer.models
+    depth: int | None = size_option("depth", group=MODEL)
+    width: int = size_option("width", group=MODEL)
     steps: int = option(2000, "total optimizer steps", integer(), group=OPTIMIZATION)
     batch_size: int = option(512, "batch size (under torchrun: the global batch, split evenly over the processes)",
                              integer(1, MAX_BATCH), group=OPTIMIZATION)
@@ -77,6 +76,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: prior must be a Prior.to_dict() dict or None, got {self.prior!r}")
         if prior.dim != self.latent_dim:
             raise ValueError(f"TrainConfig: the prior has {prior.dim} dimensions, latent_dim is {self.latent_dim}")
+
+    def with_prior(self, prior: Prior | None) -> TrainConfig:
+        """This config with ``prior`` (a live trainer's current one, say) as its prior, e.g. for the files a run
+        writes: the saved config names the prior the weights were trained towards."""
+        return dataclasses.replace(self, prior=None if prior is None else prior.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

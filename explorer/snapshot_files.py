@@ -9,7 +9,6 @@ previous file or the new one, whole, never a torn one; readers take no lock, so 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -62,8 +61,7 @@ class SnapshotWriter:
             self.write(trainer)
 
     def write(self, trainer: Trainer) -> Path:
-        prior = trainer.prior
-        config = dataclasses.replace(trainer.config, prior=prior.to_dict() if prior is not None else None)
+        config = trainer.config.with_prior(trainer.prior)
         event = self._event
         meta = {"step": trainer.step, "total_steps": event.total_steps if event else trainer.config.steps,
                 "steps_per_s": event.steps_per_s if event else 0.0, "terms": event.terms if event else {},

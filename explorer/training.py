@@ -175,15 +175,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.objective = self._build_objective()
-            self.model = build_model(
-                ModelConfig(
-                    image_shape=tuple(self.dataset.image_shape),
-                    latent_dim=config.latent_dim,
-                    depth=config.depth,
-                    width=config.width,
-                    gaussian=self.objective.needs_gaussian_encoder,
-                )
-            )
+            self.model = build_model(ModelConfig.for_run(config, self.dataset.image_shape,
+                                                          gaussian=self.objective.needs_gaussian_encoder))
         means = self._channel_means()
         if not bool(torch.isfinite(means).all()):
             raise ValueError(f"the dataset {self.dataset.name!r} has NaN or inf pixel values (found among the images "
@@ -373,14 +366,12 @@ class Trainer:
         weights = {**checkpoints.prefixed(self.model, "model."), **checkpoints.prefixed(self.objective, "objective.")}
         optimizer_tensors, groups = checkpoints.optimizer_to_tensors(self.optimizer)
         state = {**optimizer_tensors, "generator": self.generator.get_state()}
-        prior = self.prior
-        config = dataclasses.replace(self.config, prior=prior.to_dict() if prior is not None else None)
+        config = self.config.with_prior(self.prior)
         meta = {
             "run_id": self.run_id,
             "step": self.step,
-            "train": config.to_dict(),  # the one copy of the prior, the seed and the dataset
-            "model": self.model.config.to_dict(),
-            "objective": {k: v for k, v in self.objective.to_dict().items() if k != "prior"},
+            "train": config.to_dict(),  # the one copy of the prior, the seed, the dataset and the model's sizes
+            "model": self.model.config.facts(),
             "metrics": metrics or {},
             "optimizer_groups": groups,
         }

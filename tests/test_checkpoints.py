@@ -118,7 +118,7 @@ def test_broken_checkpoints_give_one_clear_error(run, damage, message):
 def test_weights_that_do_not_fit_the_described_model(run):
     meta_path = run.out / "checkpoint.json"
     meta = json.loads(meta_path.read_text())
-    meta["model"]["width"] = 7
+    meta["train"]["width"] = 7  # the model's sizes are the run's
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not fit"):
         explorer.load(run.out)
@@ -161,9 +161,10 @@ def test_a_new_run_starts_from_a_checkpoints_weights_and_leaves_its_files_alone(
 def test_prior_in_the_sidecar_rebuilds(run):
     meta, _ = checkpoints.read_meta(run.out)
     assert from_dict(meta["train"]["prior"]) == run.prior
-    # stored once: not beside train, and not in the objective's description
+    # stored once: not beside train, and no objective description beside train's objective
     raw = json.loads((run.out / "checkpoint.json").read_text())
-    assert "prior" not in raw and "prior" not in raw["objective"] and "seed" not in raw and "dataset" not in raw
+    assert "prior" not in raw and "objective" not in raw and "seed" not in raw and "dataset" not in raw
+    assert raw["model"] == {"image_shape": [1, 8, 8], "gaussian": False}  # the sizes are train's
 
 
 # ----------------------------------------------------------------------------------------------- reliability
@@ -246,7 +247,7 @@ def test_tensor_files_that_do_not_fit_are_refused_before_the_first_step(run, dig
         open_[opening](run.out)
 
 
-def test_a_shipped_version_1_checkpoint_loads_and_continues_as_version_2(tmp_path, digits):
+def test_a_shipped_version_1_checkpoint_loads_and_continues_as_version_3(tmp_path, digits):
     from explorer.paper.shipped import checkpoints_root
 
     source = checkpoints_root() / "engineered" / "xy" / "uniform-seed0"
@@ -255,12 +256,12 @@ def test_a_shipped_version_1_checkpoint_loads_and_continues_as_version_2(tmp_pat
     trained = explorer.load(source)
     assert trained.step == 2000 and trained.latent_dim == 2
     assert trained.prior == from_dict(raw["prior"]) and trained.config["run_id"].startswith("v1-")
-    assert "prior" not in trained.config["objective"] and trained.config["schema_version"] == 2
-    # a new run from its weights writes version 2, the prior once
+    assert "objective" not in trained.config and trained.config["schema_version"] == 3
+    # a new run from its weights writes version 3, the prior once
     trainer = Trainer.from_weights(source, tmp_path / "next", steps=2001, dataset=load_dataset("xy", n=256))
     trainer.run()
     written = json.loads((tmp_path / "next" / "checkpoint.json").read_text())
-    assert written["schema_version"] == 2 and written["train"]["prior"] == raw["prior"]
+    assert written["schema_version"] == 3 and written["train"]["prior"] == raw["prior"]
     assert explorer.load(tmp_path / "next").prior == trained.prior
 
 

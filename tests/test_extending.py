@@ -45,7 +45,8 @@ def test_the_plugins_objective_and_family_train_from_the_command_line(tmp_path):
     result = explorer_cli(*common, "--objective", "l2-ae", "--rho", "0.2", "--out", str(tmp_path / "l2"))
     assert result.returncode == 0, result.stderr
     trained = explorer.load(tmp_path / "l2")
-    assert trained.step == 2 and trained.config["objective"] == {"name": "l2-ae", "rho": 0.2}
+    train = trained.config["train"]
+    assert trained.step == 2 and (train["objective"], train["objective_options"]) == ("l2-ae", {"rho": 0.2})
     assert trained.prior is None
 
     prior = Triangular(2, center=[0.0, 1.0], width=2.0)

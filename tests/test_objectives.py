@@ -12,7 +12,7 @@ from explorer.models import ModelConfig, build_model
 from explorer.objectives import (
     OBJECTIVES,
     batch_gaussian_kl,
-    build_objective,
+    objective_class,
     objective_from_dict,
     permute_dims,
     tc_decomposition,
@@ -51,7 +51,7 @@ TOTALS = {
 
 
 def _setup(name, shape=(1, 8, 8), batch=32):
-    objective = build_objective(name, **OPTIONS[name])
+    objective = objective_class(name)(**OPTIONS[name])
     torch.manual_seed(0)
     model = build_model(ModelConfig(shape, D, gaussian=objective.needs_gaussian_encoder))
     x = torch.rand(batch, *shape, generator=torch.Generator().manual_seed(1))
@@ -128,7 +128,7 @@ def test_vae_terms_by_hand():
 
 
 def test_vae_family_rejects_a_deterministic_encoder():
-    objective = build_objective("vae")
+    objective = objective_class("vae")()
     model = build_model(ModelConfig((1, 8, 8), D))
     with pytest.raises(ValueError, match="Gaussian encoder"):
         objective(model, torch.rand(4, 1, 8, 8))
@@ -151,7 +151,7 @@ class _FixedCodes(torch.nn.Module):
 def test_mmd_prior_can_be_swapped_between_steps():
     codes = torch.randn(256, D, generator=torch.Generator().manual_seed(8))
     model, x = _FixedCodes(codes), torch.zeros(256, 1, 2, 2)
-    objective = build_objective("mmd", prior=Gaussian(D))
+    objective = objective_class("mmd")(prior=Gaussian(D))
     matched = objective(model, x, torch.Generator().manual_seed(9))["mmd"]
     objective.prior = Gaussian(D, mean=100.0)
     far = objective(model, x, torch.Generator().manual_seed(9))["mmd"]
@@ -165,7 +165,7 @@ def test_mmd_prior_can_be_swapped_between_steps():
 
 
 def test_mmd_default_prior_and_options():
-    objective = build_objective("mmd", latent_dim=3, lam=1.5, kernel="imq", estimator="unbiased")
+    objective = objective_class("mmd")(latent_dim=3, lam=1.5, kernel="imq", estimator="unbiased")
     assert objective.prior == Gaussian(3)
     assert objective.to_dict() == {
         "name": "mmd",
@@ -239,7 +239,7 @@ def test_factorvae_gradients_are_separated():
 
 
 def test_factorvae_param_groups_and_tc_sign():
-    objective = build_objective("factorvae", **SMALL_DISC)
+    objective = objective_class("factorvae")(**SMALL_DISC)
     (group,) = objective.param_groups()
     assert group["lr"] == 1e-4 and group["betas"] == (0.5, 0.9)
     assert {id(p) for p in group["params"]} == {id(p) for p in objective.discriminator.parameters()}
@@ -276,4 +276,4 @@ def test_permute_dims_shuffles_each_column_independently():
 )
 def test_bad_options(name, options, match):
     with pytest.raises(ValueError, match=match):
-        build_objective(name, **options)
+        objective_class(name)(**options)

@@ -4,7 +4,7 @@
 Light to import: LightGBM, scikit-learn and scipy are imported inside the functions that use them.
 """
 
-from explorer.metrics.lps import LPSEstimator, LPSResult, library_versions, lps
+from explorer.metrics.lps import LPSEstimator, LPSResult, lps
 from explorer.metrics.structure import (
     NMSEAccumulator,
     correlation,
@@ -17,6 +17,7 @@ from explorer.metrics.structure import (
     to_db,
 )
 from explorer.metrics.supervised import dci, factor_vae_score, mig, sap
+from explorer.versions import library_versions  # what reports record; defined once for checkpoints too
 
 __all__ = [
     "LPSEstimator",

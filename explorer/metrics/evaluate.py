@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from explorer.metrics import structure, supervised
-from explorer.metrics.lps import library_versions, lps
+from explorer.metrics.lps import lps
+from explorer.versions import library_versions
 
 if TYPE_CHECKING:
     from explorer.checkpoints import TrainedModel

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import os
-import platform
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -42,6 +41,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from explorer.metrics.arrays import float_rows
+from explorer.versions import library_versions
 
 METHODS = ("lgbm", "mlp", "linear")
 MLP_DEFAULTS: dict[str, Any] = {
@@ -91,8 +93,8 @@ def lps(codes: torch.Tensor | np.ndarray, method: str = "lgbm", n: int = 10_000,
 
     `options` override the method's defaults (`MLP_DEFAULTS`, `LGBM_DEFAULTS`). `n_jobs`: for `lgbm` the
     boosters fitted at once (default: the CPUs this process may use; each booster runs on one thread); for
-    `mlp` torch's intra-op threads (default 1: on a busy machine torch's OpenMP threads wait on each other,
-    2 threads measured 12x slower than 1 with 4 processes on 2 cores; pass more on an idle many-core machine).
+    `mlp` torch's intra-op threads (default 1: when processes share few cores, torch's OpenMP threads spend their
+    time waiting on each other, so more threads run slower; pass more on an idle many-core machine).
     """
     if method not in METHODS:
         raise ValueError(f"lps: method must be one of {METHODS}, got {method!r}")
@@ -124,18 +126,6 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries an LPS depends on (those importable)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "torch", "lightgbm", "scikit-learn"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
 
 def r2_per_dim(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Column-wise R^2 = 1 - SSE / SST (SST around the column mean of `y`), not clipped; NaN where SST = 0."""
@@ -152,20 +142,10 @@ def _result(split: _Split, pred: np.ndarray, method: str, settings: dict[str, An
     return LPSResult(per_dim=per_dim, score=score, method=method, settings=settings, versions=library_versions())
 
 
-def _as_array(codes: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(codes, torch.Tensor):
-        codes = codes.detach().cpu().numpy()
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or codes.shape[1] < 2:
-        raise ValueError(f"lps: codes must be 2-D [n, d] with d >= 2, got shape {codes.shape}")
-    if not np.isfinite(codes).all():
-        raise ValueError("lps: codes must be finite, got NaN or inf")
-    return codes
-
 
 def _split(codes: torch.Tensor | np.ndarray, n: int, test_fraction: float, val_fraction: float,
            seed: int) -> _Split:
-    codes = _as_array(codes)
+    codes = float_rows(codes, "codes", owner="lps", min_columns=2, finite=True)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"lps: test_fraction must be in (0, 1), got {test_fraction}")
     if not 0.0 <= val_fraction < 1.0:

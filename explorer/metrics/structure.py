@@ -21,24 +21,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from explorer.metrics.arrays import ArrayLike, float_rows
+
 if TYPE_CHECKING:
     from explorer.priors import Prior
 
-ArrayLike = torch.Tensor | np.ndarray
 
-
-def _codes(codes: ArrayLike, name: str = "codes") -> np.ndarray:
-    if isinstance(codes, torch.Tensor):
-        codes = codes.detach().cpu().numpy()
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or len(codes) < 2:
-        raise ValueError(f"{name} must be 2-D [n, d] with n >= 2, got shape {codes.shape}")
-    return codes
 
 
 def covariance(codes: ArrayLike) -> np.ndarray:
     """Covariance matrix [d, d] of `codes` [n, d] (ddof = 1)."""
-    return np.atleast_2d(np.cov(_codes(codes), rowvar=False))
+    return np.atleast_2d(np.cov(float_rows(codes, "codes", min_rows=2), rowvar=False))
 
 
 def correlation(codes: ArrayLike) -> np.ndarray:
@@ -65,7 +58,7 @@ def mmd_to_prior(codes: ArrayLike, prior: Prior, n: int = 2000, seed: int = 0, k
     """MMD^2 between min(n, len(codes)) codes (rows drawn with `seed`) and as many samples of `prior`."""
     from explorer.mmd import mmd2
 
-    codes = _codes(codes)
+    codes = float_rows(codes, "codes", min_rows=2)
     if codes.shape[1] != prior.dim:
         raise ValueError(f"mmd_to_prior: codes have d={codes.shape[1]}, prior has dim={prior.dim}")
     rows = np.random.default_rng(seed).permutation(len(codes))[: min(n, len(codes))]
@@ -78,7 +71,7 @@ def ks_to_prior(codes: ArrayLike, prior: Prior, n_prior: int = 100_000, seed: in
     """Per-dimension KS statistic [d] between the code marginals and `n_prior` seeded prior samples."""
     from scipy.stats import ks_2samp
 
-    codes = _codes(codes)
+    codes = float_rows(codes, "codes", min_rows=2)
     if codes.shape[1] != prior.dim:
         raise ValueError(f"ks_to_prior: codes have d={codes.shape[1]}, prior has dim={prior.dim}")
     reference = prior.sample(n_prior, generator=torch.Generator().manual_seed(seed)).double().numpy()
@@ -103,7 +96,7 @@ class NMSEAccumulator:
         self.sum_sq: np.ndarray | None = None
 
     def update(self, x: ArrayLike, x_hat: ArrayLike) -> None:
-        x, x_hat = _flat(x, "x"), _flat(x_hat, "x_hat")
+        x, x_hat = (float_rows(a, name, owner="nmse", flatten=True) for a, name in ((x, "x"), (x_hat, "x_hat")))
         if x.shape != x_hat.shape:
             raise ValueError(f"nmse: x_hat must have the shape of x {x.shape}, got {x_hat.shape}")
         if self.sum is not None and x.shape[1] != self.sum.shape[0]:
@@ -126,14 +119,6 @@ class NMSEAccumulator:
     def db(self) -> float:
         return to_db(self.value)
 
-
-def _flat(x: ArrayLike, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim < 2:
-        raise ValueError(f"nmse: {name} must be [n, ...] with n rows, got shape {x.shape}")
-    return x.reshape(len(x), -1)
 
 
 def nmse(x: ArrayLike, x_hat: ArrayLike) -> float:

@@ -19,28 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
+
+from explorer.metrics.arrays import ArrayLike, float64, float_rows
 
 MAX_DISCRETE_VALUES = 64
-ArrayLike = torch.Tensor | np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def _array(x: ArrayLike, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"{name} must be 2-D [n, columns] with n >= 2, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} must be finite, got NaN or inf")
-    return x
-
-
 def _pair(codes: ArrayLike, factors: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    codes, factors = _array(codes, "codes"), _array(factors, "factors")
+    codes, factors = (float_rows(x, name, min_rows=2, finite=True) for x, name in ((codes, "codes"),
+                                                                                  (factors, "factors")))
     if len(codes) != len(factors):
         raise ValueError(f"codes and factors must have the same rows, got {len(codes)} and {len(factors)}")
     return codes, factors
@@ -271,8 +261,7 @@ def factor_vae_score(sample_codes_with_fixed_factor: SampleFixed, num_factors: i
     `num_eval` fresh votes) and "num_active_dims". disentanglement_lib uses 10,000 / 5,000 votes; the
     defaults are smaller (each vote encodes `batch_size` images): standard error <= 0.025 at 400 eval votes.
     """
-    std = np.asarray(code_std.detach().cpu().numpy() if isinstance(code_std, torch.Tensor) else code_std,
-                     dtype=np.float64).ravel()
+    std = float64(code_std).ravel()
     if num_factors < 1:
         raise ValueError(f"factor_vae_score: num_factors must be >= 1, got {num_factors}")
     if batch_size < 2:
@@ -292,7 +281,8 @@ def _factor_vae_votes(sample: SampleFixed, num_factors: int, std: np.ndarray, ac
     votes = np.zeros((count, 2), dtype=np.int64)
     for v in range(count):
         factor = int(rng.integers(num_factors))
-        codes = _array(sample(factor, batch_size, rng), "sample_codes_with_fixed_factor(...)")
+        codes = float_rows(sample(factor, batch_size, rng), "sample_codes_with_fixed_factor(...)", min_rows=2,
+                           finite=True)
         if codes.shape != (batch_size, len(std)):
             raise ValueError(f"factor_vae_score: the sampler must return [{batch_size}, {len(std)}] codes, "
                              f"got {list(codes.shape)}")

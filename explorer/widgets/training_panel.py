@@ -14,23 +14,12 @@ from bokeh.models import BasicTicker, ColumnDataSource, LogTicker, NumeralTickFo
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from explorer.data import dataset_presets
 from explorer.live import Snapshot
 from explorer.objectives import OBJECTIVES
 from explorer.settings import TrainConfig
 from explorer.widgets.bokehjs import BokehPane
 
-DATASET_CHOICES: dict[str, tuple[str, dict[str, Any]]] = {
-    "shapes 32x32": ("shapes", {"size": 32}),
-    "shapes 64x64": ("shapes", {"size": 64}),
-    "xy circles": ("xy", {}),
-    "xyc circles": ("xyc", {}),
-    "xycs circles": ("xycs", {}),
-    "digits 8x8": ("digits", {}),
-    "mnist-5k": ("mnist-5k", {}),
-    "mnist": ("mnist", {}),
-    "fashion-mnist": ("fashion-mnist", {}),
-    "cifar10": ("cifar10", {}),
-}
 BATCH_SIZES = (32, 64, 128, 256, 512)
 
 
@@ -76,7 +65,7 @@ class TrainingPanel:
 
     def __init__(self, config: TrainConfig) -> None:
         self._base = config
-        datasets = dict(DATASET_CHOICES)
+        datasets = dataset_presets()
         current = next((k for k, v in datasets.items() if v == (config.dataset, config.dataset_options)), None)
         if current is None:
             current = config.dataset
