@@ -34,13 +34,13 @@ class _CodeScale:
 
 
 class DivergenceGuard:
-    """Watches ``trainer``'s steps: `code_scale` for the step's codes, `check_forward` before the backward pass,
-    `check_gradient` after it; each raises `TrainingError` when the run diverges."""
+    """Watches a trainer's steps: `code_scale` for the step's codes, `check_forward` before the backward pass,
+    `check_gradient` after it; each raises `TrainingError` when the run diverges. It holds no reference to the
+    trainer (whose collection frees its run folder), only to the hook on ``encoder``."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
+    def __init__(self, encoder: nn.Module) -> None:
         self._scale = _CodeScale()
-        trainer.model.encoder.register_forward_hook(self._scale)
+        encoder.register_forward_hook(self._scale)
         self._first_loss: float | None = None
         self._kept_step: int | None = None
         self._kept: list[torch.Tensor] = []
@@ -50,61 +50,62 @@ class DivergenceGuard:
         """The largest |code| of the last forward, a scalar tensor like ``like``."""
         return self._scale.value if self._scale.value is not None else like.new_zeros(())
 
-    def check_forward(self, values: dict[str, float], code_scale: float, x: torch.Tensor,
+    def check_forward(self, trainer: Trainer, values: dict[str, float], code_scale: float, x: torch.Tensor,
                       generator_state: torch.Tensor) -> None:
         """Before the step's update: raise if the loss is not finite or the codes or the loss exploded; else keep
         the training state (with ``generator_state``, the generator before the step) as the last good one."""
         if not math.isfinite(values["loss"]):
-            self._stop(f"the loss is {values['loss']}", values, x)
+            self._stop(trainer, f"the loss is {values['loss']}", values, x)
         if not code_scale <= CODE_LIMIT:
-            self._stop(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x, back=True)
+            self._stop(trainer, f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x,
+                       back=True)
         if self._first_loss is None:
             self._first_loss = values["loss"]
         elif self._first_loss > 0 and values["loss"] > LOSS_GROWTH * self._first_loss:
-            self._stop(f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
+            self._stop(trainer, f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
                        f"{self._first_loss:.4g}", values, x, back=True)
-        self._keep(generator_state)
+        self._keep(trainer, generator_state)
 
-    def check_gradient(self, grad_norm: torch.Tensor, values: dict[str, float], x: torch.Tensor) -> None:
+    def check_gradient(self, trainer: Trainer, grad_norm: torch.Tensor, values: dict[str, float],
+                       x: torch.Tensor) -> None:
         if not torch.isfinite(grad_norm):
-            self._stop(f"the gradient norm is {float(grad_norm)}", values, x)
+            self._stop(trainer, f"the gradient norm is {float(grad_norm)}", values, x)
 
-    def _state_tensors(self) -> list[torch.Tensor]:
+    @staticmethod
+    def _state_tensors(trainer: Trainer) -> list[torch.Tensor]:
         """The tensors a step changes: weights (model and objective) and optimizer moments, in a fixed order."""
-        trainer = self.trainer
         optimizer = [v for slots in trainer.optimizer.state.values() for v in slots.values() if torch.is_tensor(v)]
         return [*trainer.model.state_dict().values(), *trainer.objective.state_dict().values(), *optimizer]
 
-    def _keep(self, generator_state: torch.Tensor) -> None:
-        tensors = self._state_tensors()
+    def _keep(self, trainer: Trainer, generator_state: torch.Tensor) -> None:
+        tensors = self._state_tensors(trainer)
         if [t.shape for t in tensors] != [t.shape for t in self._kept]:  # the first step adds optimizer moments
             self._kept = [t.detach().clone() for t in tensors]
         else:
             for mine, t in zip(self._kept, tensors, strict=True):
                 mine.copy_(t)
-        self._kept_step, self._kept_generator = self.trainer.step, generator_state
+        self._kept_step, self._kept_generator = trainer.step, generator_state
 
-    def _restore(self) -> bool:
+    def _restore(self, trainer: Trainer) -> bool:
         """Put the kept state back; False if none is kept. Kept before the first optimizer step, the state has no
         moments: the optimizer starts afresh, as it did then."""
         if self._kept_step is None:
             return False
-        trainer = self.trainer
-        tensors = self._state_tensors()
+        tensors = self._state_tensors(trainer)
         if len(self._kept) < len(tensors):
             trainer.optimizer.state.clear()
-            tensors = self._state_tensors()
+            tensors = self._state_tensors(trainer)
         for t, mine in zip(tensors, self._kept, strict=True):
             t.copy_(mine)
         trainer.generator.set_state(self._kept_generator)
         trainer.step = self._kept_step
         return True
 
-    def _stop(self, what: str, values: dict[str, float], x: torch.Tensor, back: bool = False) -> None:
+    def _stop(self, trainer: Trainer, what: str, values: dict[str, float], x: torch.Tensor,
+              back: bool = False) -> None:
         """Raise TrainingError; ``back``: the current weights are bad, restore the last good ones first."""
-        trainer = self.trainer
         trainer.optimizer.zero_grad(set_to_none=True)
-        restored = back and self._restore()
+        restored = back and self._restore(trainer)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         if not bool(torch.isfinite(x).all()):
             advice = "The batch holds NaN or inf pixel values: fix the data (the learning rate is not the cause)."

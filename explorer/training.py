@@ -1,8 +1,8 @@
 """The training loop: seeded, resumable, emitting events; it never touches a widget.
 
-`Trainer` builds the model, objective and optimizer from a `TrainConfig`, keeps a dataset that fits as one uint8
-tensor on the device and indexes batches from it (no DataLoader), reports every step to its callbacks, writes
-checkpoints every ``checkpoint_every`` steps, and resumes from one with the same loss trajectory as an
+`Trainer` builds the model and objective (`explorer.building`) and the optimizer from a `TrainConfig`, draws its
+batches from `explorer.batches`, stops on divergence (`explorer.divergence`), reports every step to its callbacks,
+writes checkpoints every ``checkpoint_every`` steps, and resumes from one with the same loss trajectory as an
 uninterrupted run: every random draw of a step comes from one generator whose state is saved with the weights.
 
 Under ``torchrun`` (see `explorer.distributed`) the same Trainer runs on every rank inside DistributedDataParallel:
@@ -31,20 +31,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from explorer import checkpoints, distributed, run_folder, snapshot_files
+from explorer.batches import Batches
+from explorer.building import build_run
 from explorer.data import Dataset, load_dataset
+from explorer.divergence import DivergenceGuard, TrainingError
 from explorer.events import Callback, StepEvent, StopTraining
-from explorer.models import ModelConfig, build_model
 from explorer.objectives import OBJECTIVES, Objective, objective_class
-from explorer.priors import Gaussian, Prior, from_dict
+from explorer.priors import Prior
 from explorer.settings import TrainConfig
 
-RESIDENT_CHUNK = 4096
-CODE_LIMIT = 1e6  # |code| beyond this means the encoder diverges (codes of a fitted prior are O(1) to O(100))
-LOSS_GROWTH = 1e3  # a loss this many times its first value has exploded
-
-
-class TrainingError(RuntimeError):
-    """Training stopped because it diverged: the loss, its gradient or the codes stopped being finite or exploded."""
+__all__ = ["Trainer", "TrainingError", "check_distributed", "claim", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,49 +65,6 @@ def resolve_device(name: str) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device {name!r}: explorer trains on cpu, cuda or mps")
     return device
-
-
-class _CodeScale:
-    """Forward hook on the encoder: the largest |output| of the last forward (a device scalar, no sync)."""
-
-    def __init__(self) -> None:
-        self.value: torch.Tensor | None = None
-
-    def __call__(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-        self.value = output.detach().abs().amax().float()
-
-
-class _LastGood:
-    """A copy of the training state (weights, optimizer moments, generator) at the last step whose codes and loss
-    were within bounds: an exploding run goes back to it. Copied into kept buffers, at the cost of one pass."""
-
-    def __init__(self) -> None:
-        self.step: int | None = None
-        self._tensors: list[torch.Tensor] = []
-        self._generator: torch.Tensor | None = None
-
-    def keep(self, step: int, generator_state: torch.Tensor, tensors: list[torch.Tensor]) -> None:
-        if [t.shape for t in tensors] != [t.shape for t in self._tensors]:  # the first step adds optimizer moments
-            self._tensors = [t.detach().clone() for t in tensors]
-        else:
-            for mine, t in zip(self._tensors, tensors, strict=True):
-                mine.copy_(t)
-        self.step, self._generator = step, generator_state
-
-    def restore(self, trainer: Trainer) -> bool:
-        """Put the kept state back into ``trainer``; False if none is kept. Kept before the first optimizer step,
-        the state has no moments: the optimizer starts afresh, as it did then."""
-        if self.step is None:
-            return False
-        tensors = trainer._state_tensors()
-        if len(self._tensors) < len(tensors):
-            trainer.optimizer.state.clear()
-            tensors = trainer._state_tensors()
-        for t, mine in zip(tensors, self._tensors, strict=True):
-            t.copy_(mine)
-        trainer.generator.set_state(self._generator)
-        trainer.step = self.step
-        return True
 
 
 class _Step(nn.Module):
@@ -169,21 +122,9 @@ class Trainer:
             self.callbacks.append(snapshot_files.SnapshotWriter(self.out, config.snapshot_every))
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, **config.dataset_options)
         self.step = 0
-        self._first_loss: float | None = None
-        self._last_good = _LastGood()
         self.generator = torch.Generator().manual_seed(config.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.objective = self._build_objective()
-            self.model = build_model(ModelConfig.for_run(config, self.dataset.image_shape,
-                                                          gaussian=self.objective.needs_gaussian_encoder))
-        means = self._channel_means()
-        if not bool(torch.isfinite(means).all()):
-            raise ValueError(f"the dataset {self.dataset.name!r} has NaN or inf pixel values (found among the images "
-                             "sampled for the channel means); fix the data before training")
-        self.model.init_output_bias(means)
-        self._code_scale = _CodeScale()
-        self.model.encoder.register_forward_hook(self._code_scale)
+        self.model, self.objective = build_run(config, self.dataset)
+        self.guard = DivergenceGuard(self.model.encoder)
         self.model.to(self.device)
         self.objective.to(self.device)
         if config.channels_last:
@@ -198,39 +139,15 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             [{"params": list(self.model.parameters())}, *self.objective.param_groups()], lr=config.lr
         )
-        self._images = self._resident_images()
+        self.batches = Batches(self.dataset, config.batch_size, self.device, config.resident_bytes,
+                               config.channels_last)
         self._step_times: collections.deque[float] = collections.deque(maxlen=20)
         self._started = time.perf_counter()
-
-    def _build_objective(self) -> Objective:
-        """The configured objective, given the run's facts it declares (prior, latent size, dataset size)."""
-        cls, spec = objective_class(self.config.objective), self.config.prior
-        options = dict(self.config.objective_options)
-        facts = {"latent_dim": lambda: self.config.latent_dim, "dataset_size": lambda: len(self.dataset)}
-        for name in cls.facts():
-            if name not in options and name in facts:
-                options[name] = facts[name]()
-        if cls.takes_prior:
-            options["prior"] = Gaussian(self.config.latent_dim) if spec is None else from_dict(spec)
-        return cls(**options)
-
-    def _channel_means(self, n: int = 2048) -> torch.Tensor:
-        """Mean intensity per channel, in [0, 1], of n images drawn with a fixed seed (not the run's generator)."""
-        index = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(0))[:n]
-        return self.dataset.images(index).float().mean(dim=(0, 2, 3)) / 255
-
-    def _resident_images(self) -> torch.Tensor | None:
-        """The whole dataset as one uint8 tensor on the device, if it is small enough; else None."""
-        if self.dataset.nbytes > self.config.resident_bytes:
-            return None
-        index = torch.arange(len(self.dataset))
-        parts = [self.dataset.images(chunk) for chunk in torch.split(index, RESIDENT_CHUNK)]
-        return torch.cat(parts).to(self.device)
 
     @property
     def resident(self) -> bool:
         """Whether the dataset is held on the device as one uint8 tensor (batches are then indexed there)."""
-        return self._images is not None
+        return self.batches.resident is not None
 
     @property
     def prior(self) -> Prior | None:
@@ -246,20 +163,8 @@ class Trainer:
         self.objective.prior = prior
 
     def batch(self) -> torch.Tensor:
-        """This rank's part of the next training batch, float in [0, 1] on the device.
-
-        The global batch's indices are drawn with the trainer's generator (the same on every rank); rank r takes
-        the r-th of ``world_size`` equal slices, so the ranks together see what one process would.
-        """
-        index = torch.randint(len(self.dataset), (self.config.batch_size,), generator=self.generator)
-        local = self.config.batch_size // self.world_size
-        index = index[self.rank * local : (self.rank + 1) * local]
-        if self._images is not None:
-            images = self._images[index.to(self.device, non_blocking=True)]
-        else:
-            images = self.dataset.images(index).to(self.device)
-        x = images.float().div_(255)
-        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+        """This rank's part of the next training batch, float in [0, 1] on the device."""
+        return self.batches.next(self.generator)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; raises `TrainingError` if the loss or gradient is not finite (weights untouched), or
@@ -270,49 +175,18 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             terms = self._forward(x, self.generator)
         # averaged over ranks: the global batch's terms, and the same decision to stop on every rank
-        scale = self._code_scale.value if self._code_scale.value is not None else x.new_zeros(())
+        scale = self.guard.code_scale(x)
         packed = torch.stack([*(value.detach().double() for value in terms.values()), scale.double()]).tolist()
         values = distributed.mean_over_ranks(dict(zip([*terms, " codes"], packed, strict=True)), self.device)
-        code_scale = values.pop(" codes")
-        if not math.isfinite(values["loss"]):
-            self._diverged(f"the loss is {values['loss']}", values, x)
-        # the weights of this step gave exploded codes or loss: they are bad, go back to the last good ones
-        if not code_scale <= CODE_LIMIT:
-            self._diverged(f"the codes reached |z| = {code_scale:.3g} (limit {CODE_LIMIT:g})", values, x, back=True)
-        if self._first_loss is None:
-            self._first_loss = values["loss"]
-        elif self._first_loss > 0 and values["loss"] > LOSS_GROWTH * self._first_loss:
-            self._diverged(f"the loss rose to {values['loss']:.4g}, over {LOSS_GROWTH:g} times its first value "
-                           f"{self._first_loss:.4g}", values, x, back=True)
-        self._last_good.keep(self.step, generator_state, self._state_tensors())
+        self.guard.check_forward(self, values, values.pop(" codes"), x, generator_state)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=math.inf)
-        if not torch.isfinite(grad_norm):
-            self._diverged(f"the gradient norm is {float(grad_norm)}", values, x)
+        self.guard.check_gradient(self, grad_norm, values, x)
         self.optimizer.step()
         self.step += 1
         return values
-
-    def _state_tensors(self) -> list[torch.Tensor]:
-        """The tensors a step changes: weights (model and objective) and optimizer moments, in a fixed order."""
-        optimizer = [v for slots in self.optimizer.state.values() for v in slots.values() if torch.is_tensor(v)]
-        return [*self.model.state_dict().values(), *self.objective.state_dict().values(), *optimizer]
-
-    def _diverged(self, what: str, values: dict[str, float], x: torch.Tensor, back: bool = False) -> None:
-        """Raise TrainingError; ``back``: the current weights are bad, restore the last good ones first."""
-        self.optimizer.zero_grad(set_to_none=True)
-        restored = back and self._last_good.restore(self)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        if not bool(torch.isfinite(x).all()):
-            advice = "The batch holds NaN or inf pixel values: fix the data (the learning rate is not the cause)."
-        else:
-            advice = f"Try a lower learning rate (now {self.config.lr:g}) or penalty weight."
-        at = f"step {self.step + 1}" if not restored else f"step {self._last_good.step + 2}"
-        kept = ", the last within bounds, are restored" if restored else " are kept"
-        raise TrainingError(f"Training stopped at {at}: {what} ({shown}). The weights of step {self.step}{kept}. "
-                            f"{advice}")
 
     def run(self, steps: int | None = None) -> None:
         """Train until ``steps`` (default ``config.steps``) steps are done in total; checkpoint into ``out``."""

@@ -252,7 +252,7 @@ def test_nan_in_the_data_is_refused_before_training_and_named_as_the_cause():
 
 def test_the_stop_message_blames_the_data_when_a_batch_holds_nan(digits):
     trainer = Trainer(small_config(steps=10, batch_size=64, resident_bytes=0), dataset=digits)
-    trainer.dataset = _FloatImages()  # past the check made when the trainer was built: batches read it on demand
+    trainer.batches.dataset = _FloatImages()  # past the check made when the trainer was built: read on demand
     with pytest.raises(TrainingError, match="fix the data"):
         trainer.run()
     assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
