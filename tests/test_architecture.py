@@ -146,3 +146,10 @@ def test_every_name_the_readme_docs_and_notebooks_import_is_there():
         except ImportError as error:
             missing.append(f"from {module} import {name}: {error}")
     assert not missing, missing
+
+
+def test_the_readme_stays_a_users_path_under_20000_characters():
+    """The long reproduction tables live in docs/reproduction.md; the README keeps what a new user reads first."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme) < 20_000
+    assert "docs/reproduction.md" in readme and "docs/architecture.md" in readme
