@@ -94,6 +94,19 @@ def test_the_command_line_leaves_unset_options_to_each_functions_defaults():
     assert reproduce_options(args) == {"seeds": (0, 1, 2), "dataset_options": {"size": 32}}
 
 
+def test_each_shipped_command_parses_back_to_its_settings():
+    """The flags `command` writes for a study's settings are the ones the command line reads as those settings."""
+    from explorer.paper.shipped import BUDGETS, SETS
+    from explorer.paper.studies import Budget, command
+
+    made = [(shipped.study.study, shipped.settings) for shipped in SETS] + [(Budget, b) for b in BUDGETS.values()]
+    for study, settings in made:
+        args = build_parser().parse_args([*command(study, settings).split()[3:], "--out", "x"])
+        assert study.of(**reproduce_options(args)) == study.of(**settings)
+    with pytest.raises(ValueError, match=r"0\.\.S-1"):
+        command(Budget, {"seeds": (1, 2)})
+
+
 def test_engineered_priors_on_one_dataset_prints_its_table_only(tmp_path, capsys):
     assert main(["reproduce", "engineered-priors", "--dataset", "xy", "--steps", "5", "--batch-size", "16",
                  "--eval-n", "100", "--out", str(tmp_path / "eng")]) == 0

@@ -12,7 +12,7 @@ import pytest
 import explorer
 from explorer.metrics.evaluate import encode_dataset
 from explorer.metrics.lps import lps
-from explorer.paper.shipped import MANIFEST, checkpoints_root, manifest, ship_sets
+from explorer.paper.shipped import BUDGET_MODEL, MANIFEST, SETS, budget_command, checkpoints_root, manifest, ship_sets
 
 ROOT = checkpoints_root()
 ENTRIES = manifest()
@@ -28,6 +28,14 @@ def test_the_manifest_lists_every_checkpoint_the_notebooks_need():
     assert shipped == EXPECTED
     on_disk = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("**/checkpoint.json")}
     assert on_disk == {entry["path"] for entry in ENTRIES}
+
+
+def test_the_manifest_commands_are_made_from_the_shipped_settings():
+    """The command of every entry is what `explorer.paper.studies.command` makes of its set's settings."""
+    made = {shipped.name: shipped.command() for shipped in SETS} | {
+        f"budget/{BUDGET_MODEL[0]}": budget_command(BUDGET_MODEL[0])}
+    for entry in ENTRIES:
+        assert entry["command"].split(" --out OUT  # run ")[0] == made[entry["path"].rsplit("/", 1)[0]]
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[entry["path"] for entry in ENTRIES])
