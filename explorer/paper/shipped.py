@@ -53,7 +53,7 @@ BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000,
 
 
 @dataclasses.dataclass(frozen=True)
-class Set:
+class ShippedSet:
     """A shipped reproduction: ``study`` (a study function) run with ``settings`` into ``WORK/out`` writes its
     runs and tables into ``WORK/tables``, shipped to ``checkpoints/<name>``."""
 
@@ -67,10 +67,10 @@ class Set:
         return command(self.study.study, self.settings)
 
 
-SETS = (Set("kl-failure", kl_failure, KL_FAILURE, "kl-failure", "kl-failure"),
-        Set("engineered/xy", engineered_priors, ENGINEERED_XY, "engineered", "engineered/xy"),
-        Set("engineered/shapes", engineered_priors, ENGINEERED_SHAPES, "engineered", "engineered/shapes"),
-        Set("engineered/shapes-lam10", engineered_priors, ENGINEERED_SHAPES_LAM10, "engineered-lam10",
+SETS = (ShippedSet("kl-failure", kl_failure, KL_FAILURE, "kl-failure", "kl-failure"),
+        ShippedSet("engineered/xy", engineered_priors, ENGINEERED_XY, "engineered", "engineered/xy"),
+        ShippedSet("engineered/shapes", engineered_priors, ENGINEERED_SHAPES, "engineered", "engineered/shapes"),
+        ShippedSet("engineered/shapes-lam10", engineered_priors, ENGINEERED_SHAPES_LAM10, "engineered-lam10",
             "engineered-lam10/shapes"))
 
 
