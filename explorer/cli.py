@@ -1,9 +1,10 @@
 """Command line: ``python -m explorer train | evaluate | reproduce``; the explorer opens its checkpoints.
 
 The ``train`` flags are made from the declarations (`explorer.settings.TrainConfig`'s fields and each registered
-objective's ``Config``), so a setting is written down once; ``reproduce`` takes its defaults from the signatures of
-`explorer.paper.reproduce.kl_failure` and `explorer.paper.reproduce.engineered_priors`. ``--plugin MODULE`` imports a
-module first, so the objectives and prior families it registers are available (see the README, "Extending explorer").
+objective's ``Config``), so a setting is written down once; the ``reproduce`` flags are made the same way from
+the studies' declarations (`explorer.paper.studies`), with each study's default. ``--plugin MODULE`` imports a
+module first, so the objectives and prior families it registers are available (see the README, "Extending
+explorer").
 
 ``torchrun --nproc_per_node N -m explorer train ...`` trains on N processes (DistributedDataParallel; see
 `explorer.distributed`); ``--batch-size`` is then the global batch, and only rank 0 writes and prints.
@@ -15,7 +16,6 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
-import inspect
 import json
 import os
 import sys
@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from explorer import priors
-from explorer.mmd import KERNELS
 from explorer.objectives import OBJECTIVES
-from explorer.paper import budget, reproduce
+from explorer.paper import budget, reproduce, studies
 from explorer.settings import MODEL, TrainConfig
 
 OBJECTIVE_OPTION = "objective_option."  # argparse dest prefix of the objectives' options
-EXPERIMENTS = {"kl-failure": reproduce.kl_failure, "engineered-priors": reproduce.engineered_priors,
-               "budget": budget.budget}
+EXPERIMENTS = {function.study.name: function for function in (reproduce.kl_failure, reproduce.engineered_priors,
+                                                             budget.budget)}
 
 
 def _json_or_file(text: str) -> dict[str, Any]:
@@ -152,40 +151,53 @@ def _add_objective_options(group: argparse._ArgumentGroup) -> None:
                              f"flag: {err}") from None
 
 
-def _parameters(experiment: str) -> dict[str, inspect.Parameter]:
-    return dict(inspect.signature(EXPERIMENTS[experiment]).parameters)
-
-
-def _defaults(parameter: str) -> str:
-    """The default of ``parameter`` in each experiment that takes it and has one, e.g. "kl-failure 30.0,
-    engineered-priors 2.0"."""
-    defaults = {name: _parameters(name)[parameter].default for name in EXPERIMENTS if parameter in _parameters(name)}
-    return ", ".join(f"{name} {default!r}" for name, default in defaults.items() if default is not None)
+def _study_settings() -> dict[str, list[tuple[str, dataclasses.Field, Any]]]:
+    """Setting name -> (experiment, declared field, type) of every study that takes it as a flag."""
+    users: dict[str, list[tuple[str, dataclasses.Field, Any]]] = {}
+    for name, function in EXPERIMENTS.items():
+        hints = typing.get_type_hints(function.study)
+        for setting, field in studies.settings(function.study).items():
+            users.setdefault(setting, []).append((name, field, hints[setting]))
+    return users
 
 
 def _add_reproduce(reproduce_parser: argparse.ArgumentParser) -> None:
-    """Flags of the experiments' functions (`EXPERIMENTS`); their defaults are the functions' own."""
+    """One flag per setting of the studies (`explorer.paper.studies`): its declared help, and each study's default;
+    a setting the flags leave unset keeps the study's default."""
     add = reproduce_parser.add_argument
-    add("experiment", choices=tuple(EXPERIMENTS), help="which comparison")
-    add("--dataset", help=f"dataset name (default: {_defaults('dataset')}; engineered-priors runs "
-        f"{' or '.join(reproduce.ENGINEERED_DATASETS)} alone, by default both)")
-    add("--dataset-option", dest="dataset_options", action="append", type=_key_value, metavar="KEY=VALUE",
-        help="dataset option, repeatable, e.g. size=32 (kl-failure)")
-    add("--objectives", nargs="+", choices=list(OBJECTIVES), metavar="NAME",
-        help=f"objectives to train, of {', '.join(OBJECTIVES)} (default: {_defaults('objectives')})")
-    add("--all", action="store_true", help="train every objective of the paper's Table 1 (kl-failure): "
+    add("experiment", choices=tuple(EXPERIMENTS), help="which study")
+    for setting, declared in _study_settings().items():
+        field, hint = declared[0][1], declared[0][2]
+        helps: dict[str, list[str]] = {}
+        for name, f, _ in declared:
+            helps.setdefault(f.metadata["help"], []).append(name)
+        text = next(iter(helps)) if len(helps) == 1 else "; ".join(
+            f"{', '.join(names)}: {help}" for help, names in helps.items())
+        defaults = {name: studies.flag_value(f, studies.default(f)) for name, f, _ in declared
+                    if studies.default(f) not in (None, {})}
+        notes = []
+        if len(set(defaults.values())) == 1 and len(defaults) == len(declared):
+            notes.append(f"default: {next(iter(defaults.values()))}")
+        elif defaults:
+            notes.append("default: " + ", ".join(f"{name} {value}" for name, value in defaults.items()))
+        if len(declared) < len(EXPERIMENTS):
+            notes.append(f"{', '.join(name for name, _, _ in declared)} only")
+        parse = field.metadata.get("parse")
+        if parse == "key_value":
+            kwargs: dict[str, Any] = {"action": "append", "type": _key_value, "metavar": "KEY=VALUE"}
+        elif parse == "count":
+            kwargs = {"type": int, "metavar": "S"}
+        elif parse == "names":
+            kwargs = {"nargs": "+", "metavar": "NAME", "choices": list(field.metadata["choices"])}
+            text += f": {', '.join(field.metadata['choices'])}"
+        else:
+            kwargs = _typed(hint)
+            if "choices" in field.metadata:
+                kwargs["choices"] = list(field.metadata["choices"])
+        add(studies.flag(field), dest=setting, default=None,
+            help=f"{text} ({'; '.join(notes)})" if notes else text, **kwargs)
+    add("--all", action="store_true", help="train every objective of the paper's Table 1: "
         + ", ".join(reproduce.KL_FAILURE_ALL))
-    numbers = {"latent_dim": (int, "latent size d of every model"), "steps": (int, "optimizer steps of every model"),
-               "batch_size": (int, "batch size"), "lr": (float, "Adam learning rate"),
-               "lam": (float, "penalty weight of the objectives whose weight is named lam"),
-               "eval_n": (int, "images the metrics are computed on"),
-               "first": (int, "budget: the first number of steps measured, doubled up to --steps")}
-    for name, (kind, text) in numbers.items():
-        add(_flag(name), type=kind, help=f"{text} (default: {_defaults(name)})")
-    add("--kernel", choices=KERNELS,
-        help=f"AE-MMD kernel (default: {_defaults('kernel')}, elsewhere the paper's RBF sum, which matches a "
-        "Uniform prior only in mean and variance)")
-    add("--seeds", type=int, default=1, help="seeds 0..S-1 per model")
     add("--jobs", type=int, help="models trained at once, each in a process of one thread: on a CPU, one per core "
         "is fastest (default: 1)")
     add("--out", required=True, type=Path, help="folder for the runs, table and figures")
@@ -233,11 +245,10 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 
     reproduce = commands.add_parser(
         "reproduce", parents=[common], help="reproduce the paper's comparisons",
-        description="kl-failure: train VAE, beta-VAE (beta 4), AE-MMD (Gaussian prior), AE-KLD and AE on the same "
-        "data and budget. engineered-priors: AE-MMD on xy with a Gaussian, Uniform and 2-GMM prior, and on shapes "
-        "with a Gaussian prior, the dSprites hybrid prior and a copy of the hybrid run's codes. Each run is "
-        "evaluated, and table.md, table.csv, results.json and figures/ are written into --out (engineered-priors: "
-        "into --out/xy and --out/shapes).",
+        description=" ".join(f"{name}: {' '.join(function.study.__doc__.split())}"
+                             for name, function in EXPERIMENTS.items())
+        + " Each run is evaluated, and table.md, table.csv, results.json and figures/ are written into --out "
+        "(engineered-priors: into --out/xy and --out/shapes; budget: budget.json, budget.png and steps/).",
     )
     _add_reproduce(reproduce)
     return parser, {"train": train, "evaluate": evaluate, "reproduce": reproduce}
@@ -339,29 +350,28 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def reproduce_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of the experiment's function that the flags give; a flag it does not take is an error."""
-    given = {key: value for key, value in vars(args).items() if value is not None and value is not False
-             and value != [] and key not in ("command", "experiment", "plugin", "seeds", "out")}
-    if given.pop("all", False):
+    """The settings of the experiment's study that the flags give (the rest keep the study's defaults); a flag of a
+    setting the study does not have is an error."""
+    declared = _study_settings()
+    given = {setting: getattr(args, setting) for setting in declared if getattr(args, setting, None) is not None}
+    if args.all:
         given["objectives"] = reproduce.KL_FAILURE_ALL
-    if "dataset_options" in given:
-        given["dataset_options"] = dict(given["dataset_options"])
-    accepted = _parameters(args.experiment)
-    for key in given:
-        if key not in accepted:
-            takers = [name for name in EXPERIMENTS if key in _parameters(name)]
-            flag = "--dataset-option" if key == "dataset_options" else _flag(key)
-            raise ValueError(f"{flag} applies to {', '.join(takers)}; {args.experiment} does not take it")
-    if given.get("jobs", 1) < 1:
-        raise ValueError(f"--jobs: models trained at once, at least 1, got {given['jobs']}")
-    return {**given, "seeds": range(args.seeds)}
+    accepted = studies.settings(EXPERIMENTS[args.experiment].study)
+    for setting in given:
+        if setting not in accepted:
+            takers = [name for name, _, _ in declared[setting]]
+            raise ValueError(f"{studies.flag(declared[setting][0][1])} applies to {', '.join(takers)}; "
+                             f"{args.experiment} does not take it")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs: models trained at once, at least 1, got {args.jobs}")
+    return {setting: studies.from_flag(accepted[setting], value) for setting, value in given.items()}
 
 
 def _reproduce(args: argparse.Namespace) -> int:
     from explorer.progress import ProgressBar
 
     options = reproduce_options(args)
-    results = EXPERIMENTS[args.experiment](args.out, callbacks=[ProgressBar()], **options)
+    results = EXPERIMENTS[args.experiment](args.out, callbacks=[ProgressBar()], jobs=args.jobs or 1, **options)
     if args.experiment == "budget":
         print(f"written: {args.out / budget.RESULTS}, {args.out / budget.FIGURE}, steps/ (weights per budget)")
         return 0

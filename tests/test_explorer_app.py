@@ -157,11 +157,13 @@ def test_tapping_near_a_code_shows_its_traversals_and_clear_goes_back(app):
     codes = app.last_snapshot.codes
     app.latent.tap_source.data = {"x": [float(codes[7, 0]) + 1e-4], "y": [float(codes[7, 1])]}
     chosen = app.latent.selected  # code 7, or one drawn on top of it
+    assert app.state.selected == chosen  # the latent view reads the selection from the app's state
     assert np.allclose(codes[chosen, :2], codes[7, :2], atol=1e-3)
     snapshot = app.refresh(timeout=5)
     assert snapshot.selected == chosen and f"probe image {chosen}" in app.traversals.title.value
     app.latent.clear_button.click()
     assert app.refresh(timeout=5).selected == 0 and app.latent.selected_source.data["x"] == []
+    assert app.state.selected is None and app.latent.selected is None
 
 
 def test_colour_and_projection_controls_redraw_the_scatter(app):

@@ -75,20 +75,36 @@ def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_p
     only_xy = engineered_priors(tmp_path / "xy-only", dataset="xy", steps=15, batch_size=32, eval_n=200,
                                 xy_options={"n": 400})
     assert list(only_xy) == ["xy"] and not (tmp_path / "xy-only" / "shapes").exists()
-    with pytest.raises(ValueError, match="dataset is one of xy, shapes, got 'mnist'"):
+    with pytest.raises(ValueError, match=r"engineered-priors: dataset must be one of \['xy', 'shapes'\], got 'mnist'"):
         engineered_priors(tmp_path / "none", dataset="mnist")
 
 
 def test_the_command_line_leaves_unset_options_to_each_functions_defaults():
     for experiment, function in (("kl-failure", kl_failure), ("engineered-priors", engineered_priors)):
         args = build_parser().parse_args(["reproduce", experiment, "--steps", "7", "--out", "x"])
-        assert reproduce_options(args) == {"steps": 7, "seeds": range(1)}
+        assert reproduce_options(args) == {"steps": 7}
         lam = inspect.signature(function).parameters["lam"].default
         help_text = build_parsers()[1]["reproduce"].format_help()
         assert f"{experiment} {lam}" in " ".join(help_text.split())
     args = build_parser().parse_args(["reproduce", "kl-failure", "--lam", "3", "--objectives", "ae", "mmd",
                                       "--out", "x"])
-    assert reproduce_options(args) == {"lam": 3.0, "objectives": ["ae", "mmd"], "seeds": range(1)}
+    assert reproduce_options(args) == {"lam": 3.0, "objectives": ["ae", "mmd"]}
+    args = build_parser().parse_args(["reproduce", "budget", "--seeds", "3", "--dataset-option", "size=32",
+                                      "--out", "x"])
+    assert reproduce_options(args) == {"seeds": (0, 1, 2), "dataset_options": {"size": 32}}
+
+
+def test_each_shipped_command_parses_back_to_its_settings():
+    """The flags `command` writes for a study's settings are the ones the command line reads as those settings."""
+    from explorer.paper.shipped import BUDGETS, SETS
+    from explorer.paper.studies import Budget, command
+
+    made = [(shipped.study.study, shipped.settings) for shipped in SETS] + [(Budget, b) for b in BUDGETS.values()]
+    for study, settings in made:
+        args = build_parser().parse_args([*command(study, settings).split()[3:], "--out", "x"])
+        assert study.of(**reproduce_options(args)) == study.of(**settings)
+    with pytest.raises(ValueError, match=r"0\.\.S-1"):
+        command(Budget, {"seeds": (1, 2)})
 
 
 def test_engineered_priors_on_one_dataset_prints_its_table_only(tmp_path, capsys):

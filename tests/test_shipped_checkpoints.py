@@ -12,7 +12,7 @@ import pytest
 import explorer
 from explorer.metrics.evaluate import encode_dataset
 from explorer.metrics.lps import lps
-from explorer.paper.shipped import MANIFEST, checkpoints_root, manifest, ship_sets
+from explorer.paper.shipped import BUDGET_MODEL, MANIFEST, SETS, budget_command, checkpoints_root, manifest, ship_sets
 
 ROOT = checkpoints_root()
 ENTRIES = manifest()
@@ -30,6 +30,14 @@ def test_the_manifest_lists_every_checkpoint_the_notebooks_need():
     assert on_disk == {entry["path"] for entry in ENTRIES}
 
 
+def test_the_manifest_commands_are_made_from_the_shipped_settings():
+    """The command of every entry is what `explorer.paper.studies.command` makes of its set's settings."""
+    made = {shipped.name: shipped.command() for shipped in SETS} | {
+        f"budget/{BUDGET_MODEL[0]}": budget_command(BUDGET_MODEL[0])}
+    for entry in ENTRIES:
+        assert entry["command"].split(" --out OUT  # run ")[0] == made[checkpoint_set(entry)]
+
+
 def checkpoint_set(entry: dict) -> str:
     """The folder of the manifest's checkpoints that one command made (kl-failure, engineered/xy, ...)."""
     return entry["path"].rsplit("/", 1)[0]
@@ -37,8 +45,8 @@ def checkpoint_set(entry: dict) -> str:
 
 # The default run recomputes the first checkpoint of each set (one per command, so per model code path, dataset and
 # objective family: seconds each); the others repeat their set's code path on more seeds or priors and are `slow`.
-SETS = {checkpoint_set(entry) for entry in ENTRIES}
-FIRST_OF_EACH_SET = {next(e["path"] for e in ENTRIES if checkpoint_set(e) == name) for name in SETS}
+FIRST_OF_EACH_SET = {next(e["path"] for e in ENTRIES if checkpoint_set(e) == name)
+                     for name in {checkpoint_set(entry) for entry in ENTRIES}}
 
 
 @pytest.mark.parametrize("entry", [pytest.param(entry, id=entry["path"], marks=(

@@ -168,3 +168,21 @@ def test_a_view_appearing_late_gets_the_document_as_it_is_then():
     # what the front end reports when the view appears: a synced trait only the front end sets, no public name
     pane._view_count = 1
     assert "1e-4" not in str(first) and "1e-4" in str(pane.render_bundle)  # the colour bar's unit, now
+
+
+def test_the_status_line_is_rendered_from_the_message_and_the_changed_settings():
+    from explorer.widgets.app import DEFAULT_CONFIG
+    from explorer.widgets.training_panel import TrainingPanel
+
+    panel = TrainingPanel(DEFAULT_CONFIG)
+    panel.show("saved")
+    panel.show_changed(["lr"])  # a new change replaces the message
+    assert "Settings changed (lr)" in panel.status.value and panel.message == ""
+    panel.show("could not save", error=True)  # a later message replaces the note
+    assert "could not save" in panel.status.value and "#b00" in panel.status.value
+    panel.show_changed([])  # the settings are the run's again: the message stays
+    assert "could not save" in panel.status.value
+    panel.show("")
+    panel.show_changed(["lr"])
+    panel.show_changed([])
+    assert panel.status.value == ""

@@ -7,8 +7,7 @@ extended by exact resume, so the point at step k equals an uninterrupted run of 
 budget across all runs, so an interrupted study leaves every objective measured at the same budgets; points
 already in ``budget.json`` are kept, not measured again.
 
-The default learning rate is 4x the paper's 5e-4, which is set for batch 512: at batch 64 on 32 px ``shapes``,
-AE-MMD after 1,000 steps reached LPS-lgbm 0.51 and NMSE -11.6 dB with 2e-3, against 0.72 and -9.4 dB with 5e-4.
+The settings are those of `explorer.paper.studies.Budget` (its ``lr`` says why the default is 4x the paper's).
 
 Outputs in ``out``: ``budget.json`` (one row per run, seed and step, rewritten after every evaluation) and
 ``budget.png`` (metric against images seen on a log axis, one line per objective: the mean over seeds, with a
@@ -30,7 +29,8 @@ from matplotlib.ticker import NullFormatter
 from explorer.data import load_dataset
 from explorer.events import Callback
 from explorer.objectives import OBJECTIVES
-from explorer.paper.reproduce import KL_FAILURE, LAM, Task, evaluated, objective_runs
+from explorer.paper.reproduce import LAM, Task, evaluated, objective_runs, weights_only
+from explorer.paper.studies import Budget, takes
 
 CURVE_METRICS = ("lps_lgbm", "lps_mlp", "nmse_db", "mmd_to_prior", "mig", "dci_disentanglement")
 RESULTS = "budget.json"
@@ -48,49 +48,33 @@ def schedule(first: int, steps: int) -> list[int]:
     return [*points, steps]
 
 
-def budget(
-    out: str | Path,
-    dataset: str = "shapes",
-    dataset_options: dict[str, Any] | None = None,
-    latent_dim: int = 5,
-    steps: int = 16000,
-    first: int = 500,
-    seeds: Sequence[int] = (0,),
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    lam: float = 2.0,
-    kernel: str | None = None,
-    objectives: Sequence[str] = KL_FAILURE,
-    eval_n: int = 5000,
-    callbacks: Sequence[Callback] = (),
-    jobs: int = 1,
-) -> list[dict[str, Any]]:
+@takes(Budget)
+def budget(out: str | Path, study: Budget, callbacks: Sequence[Callback] = (), jobs: int = 1) -> list[dict[str, Any]]:
     """Train and evaluate every objective and seed at each budget of `schedule`; returns one row per run, seed
     and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``.
-    ``lam`` and ``kernel`` go to the objectives that take them; ``kernel`` None keeps their default (the RBF sum)."""
-    from explorer.paper.shipped import ship
-
+    Takes the settings of `explorer.paper.studies.Budget` as keywords: ``lam`` and ``kernel`` go to the objectives
+    that take them; ``kernel`` None keeps their default (the RBF sum)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(dataset, **(dataset_options or {}))
-    objective_options = {LAM: lam, **({"kernel": kernel} if kernel else {})}
-    runs = objective_runs(objectives, dataset, dataset_options, objective_options, latent_dim=latent_dim,
-                          steps=steps, batch_size=batch_size, lr=lr)
-    setting = {"dataset": dataset, "dataset_options": dict(dataset_options or {}), "latent_dim": latent_dim,
-               "batch_size": batch_size, "lr": lr, **objective_options, "eval_n": min(eval_n, len(data)),
-               "epoch_images": len(data)}
+    data = load_dataset(study.dataset, **study.dataset_options)
+    objective_options = {LAM: study.lam, **({"kernel": study.kernel} if study.kernel else {})}
+    runs = objective_runs(study.objectives, study.dataset, study.dataset_options, objective_options,
+                          latent_dim=study.latent_dim, steps=study.steps, batch_size=study.batch_size, lr=study.lr)
+    setting = {"dataset": study.dataset, "dataset_options": study.dataset_options, "latent_dim": study.latent_dim,
+               "batch_size": study.batch_size, "lr": study.lr, **objective_options,
+               "eval_n": min(study.eval_n, len(data)), "epoch_images": len(data)}
     rows = _measured(out / RESULTS, setting)
-    for step in schedule(first, steps):
+    for step in schedule(study.first, study.steps):
         tasks = [Task(run, dataclasses.replace(run.config, steps=step, seed=seed), out / f"{run.name}-seed{seed}")
-                 for seed in seeds for run in runs
+                 for seed in study.seeds for run in runs
                  if not any((row["run"], row["seed"], row["step"]) == (run.name, seed, step) for row in rows)]
-        for task, row in zip(tasks, evaluated(tasks, data, eval_n, callbacks, jobs), strict=True):
-            ship(task.folder, out / "steps" / task.folder.name / f"step{step}", f"budget step {step}")
-            rows.append({**row, "step": step, "images": step * batch_size})
+        for task, row in zip(tasks, evaluated(tasks, data, study.eval_n, callbacks, jobs), strict=True):
+            weights_only(task.folder, out / "steps" / task.folder.name / f"step{step}")
+            rows.append({**row, "step": step, "images": step * study.batch_size})
             (out / RESULTS).write_text(json.dumps({"setting": setting, "rows": rows}, indent=2))
-        kernel_note = f", {kernel} kernel" if kernel else ""
-        figure = curves_figure(rows, f"{dataset}, d = {latent_dim}, batch {batch_size}, lr {lr}, lambda {lam}"
-                                     f"{kernel_note}")
+        kernel_note = f", {study.kernel} kernel" if study.kernel else ""
+        figure = curves_figure(rows, f"{study.dataset}, d = {study.latent_dim}, batch {study.batch_size}, "
+                                     f"lr {study.lr}, lambda {study.lam}{kernel_note}")
         figure.savefig(out / FIGURE, dpi=110)
         plt.close(figure)
     return rows

@@ -18,6 +18,7 @@ import importlib
 import json
 import math
 import multiprocessing
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -27,33 +28,25 @@ import numpy as np
 import torch
 
 import explorer
+from explorer import checkpoints
 from explorer.checkpoints import META_FILE, read_meta
 from explorer.data import Dataset, load_dataset
 from explorer.events import Callback
 from explorer.metrics.evaluate import encode_dataset, evaluate_codes
-from explorer.objectives import (
-    AEKLD,
-    AEMMD,
-    OBJECTIVES,
-    VAE,
-    BetaTCVAE,
-    BetaVAE,
-    FactorVAE,
-    Objective,
-    objective_class,
-)
+from explorer.objectives import AEMMD, OBJECTIVES, objective_class
 from explorer.paper.figures import codes_figure
+from explorer.paper.studies import ENGINEERED_DATASETS as ENGINEERED_DATASETS
+from explorer.paper.studies import KL_FAILURE as KL_FAILURE
+from explorer.paper.studies import KL_FAILURE_ALL as KL_FAILURE_ALL
+from explorer.paper.studies import EngineeredPriors, KLFailure, takes
 from explorer.priors import Empirical, GaussianMixture, Prior, Uniform, dsprites_hybrid, families, standard_normal
 from explorer.settings import TrainConfig
 from explorer.training import Trainer
 
-KL_FAILURE = tuple(cls.name for cls in (VAE, BetaVAE, AEMMD, AEKLD, Objective))  # the paper's Figure 1
-KL_FAILURE_ALL = (*KL_FAILURE, BetaTCVAE.name, FactorVAE.name)  # and its Table 1
 KL_FAILURE_COLUMNS = ("lps_lgbm", "lps_mlp", "nmse_db", "covariance_ratio", "mmd_to_prior", "mig", "sap",
                       "dci_disentanglement")
 ENGINEERED_COLUMNS = ("dci_disentanglement", "mig", "lps_lgbm", "nmse_db", "mmd_to_prior", "ks_max")
 LAM = "lam"  # the penalty weight `kl_failure` sets, in each objective that declares one of this name
-ENGINEERED_DATASETS = ("xy", "shapes")
 COPIED_CODES = 1000  # codes of the source run that make the latent-copying prior
 
 
@@ -80,6 +73,19 @@ def train_or_reuse(config: TrainConfig, dataset: Dataset, run: Path, callbacks: 
         trainer = Trainer(config, dataset=dataset, out=run, callbacks=list(callbacks))
     if trainer.step < config.steps:
         trainer.run()
+
+
+def weights_only(run: Path, dest: Path) -> dict[str, Any]:
+    """Write the weights of the checkpoint in ``run`` into ``dest`` (replacing it), without the optimizer state: a
+    finished run that `train_or_reuse` reuses as it is, a fraction of the size. Returns the run's metadata."""
+    meta, run = read_meta(run)
+    weights = checkpoints.read_tensors(run, meta, "weights")
+    if dest.exists():
+        shutil.rmtree(dest)
+    keep = {k: v for k, v in meta.items() if k not in ("files", "versions", "schema", "schema_version",
+                                                       "optimizer_groups")}
+    checkpoints.write_checkpoint(dest, keep, weights)
+    return meta
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,32 +171,21 @@ def evaluate_run(folder: Path, dataset: Dataset, run: Run, seed: int, eval_n: in
     return {"run": run.name, "seed": seed, **report["metrics"]}
 
 
-def kl_failure(
-    out: str | Path,
-    dataset: str = "mnist-5k",
-    dataset_options: dict[str, Any] | None = None,
-    latent_dim: int = 12,
-    steps: int = 2000,
-    seeds: Sequence[int] = (0,),
-    batch_size: int = 64,
-    lr: float = 5e-4,
-    lam: float = 30.0,
-    objectives: Sequence[str] = KL_FAILURE,
-    eval_n: int = 5000,
-    callbacks: Sequence[Callback] = (),
-    jobs: int = 1,
-) -> list[dict[str, Any]]:
+@takes(KLFailure)
+def kl_failure(out: str | Path, study: KLFailure, callbacks: Sequence[Callback] = (),
+               jobs: int = 1) -> list[dict[str, Any]]:
     """Table 1 of the paper on one dataset: train and evaluate each objective (any registered one) for each seed
-    into ``out`` (``lam`` weighs the penalty of the objectives that have a ``lam``: AE-MMD and AE-KLD). Returns
-    one row per run (name, seed and metrics)."""
+    into ``out`` (``lam`` weighs the penalty of the objectives that have a ``lam``: AE-MMD and AE-KLD). Takes the
+    settings of `explorer.paper.studies.KLFailure` as keywords. Returns one row per run (name, seed and metrics)."""
     out = Path(out)
-    data = load_dataset(dataset, **(dataset_options or {}))
-    runs = objective_runs(objectives, dataset, dataset_options, {LAM: lam}, latent_dim=latent_dim, steps=steps,
-                          batch_size=batch_size, lr=lr)
-    options = f" {dataset_options}" if dataset_options else ""
-    setting = (f"{dataset}{options}, d = {latent_dim}, {steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, "
-               f"seeds {list(seeds)}, metrics on {min(eval_n, len(data)):,} images")
-    rows = train_and_evaluate(out, runs, seeds, data, eval_n, callbacks, jobs)
+    data = load_dataset(study.dataset, **study.dataset_options)
+    runs = objective_runs(study.objectives, study.dataset, study.dataset_options, {LAM: study.lam},
+                          latent_dim=study.latent_dim, steps=study.steps, batch_size=study.batch_size, lr=study.lr)
+    options = f" {study.dataset_options}" if study.dataset_options else ""
+    setting = (f"{study.dataset}{options}, d = {study.latent_dim}, {study.steps} steps of batch {study.batch_size}, "
+               f"lr {study.lr}, lambda {study.lam}, seeds {list(study.seeds)}, "
+               f"metrics on {min(study.eval_n, len(data)):,} images")
+    rows = train_and_evaluate(out, runs, study.seeds, data, study.eval_n, callbacks, jobs)
     write_tables(out, rows, {run.name: run.label for run in runs}, "KL failure", setting, KL_FAILURE_COLUMNS)
     return rows
 
@@ -218,40 +213,26 @@ def xy_priors() -> dict[str, tuple[str, Prior]]:
     }
 
 
-def engineered_priors(
-    out: str | Path,
-    dataset: str | None = None,
-    steps: int = 2000,
-    seeds: Sequence[int] = (0,),
-    batch_size: int = 64,
-    lr: float = 5e-4,
-    lam: float = 2.0,
-    kernel: str = "imq",
-    eval_n: int = 5000,
-    xy_options: dict[str, Any] | None = None,
-    shapes_options: dict[str, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
-    jobs: int = 1,
-) -> dict[str, list[dict[str, Any]]]:
+@takes(EngineeredPriors)
+def engineered_priors(out: str | Path, study: EngineeredPriors, callbacks: Sequence[Callback] = (),
+                      jobs: int = 1) -> dict[str, list[dict[str, Any]]]:
     """AE-MMD with engineered priors: Table 2 on ``xy`` into ``out/xy``, and on ``shapes`` (d = 5) into
     ``out/shapes`` a Gaussian prior, the dSprites hybrid prior, and latent copying (an `Empirical` prior made of
-    the hybrid run's codes); ``dataset`` (``xy`` or ``shapes``) runs one of the two. Returns the rows of each table.
-
-    ``kernel`` defaults to IMQ: with the paper's RBF sum (bandwidths 0.5 to 2 x the median distance) a Uniform prior
-    on xy is matched only in mean and variance (its codes come out Gaussian: DCI 0.08 against the Gaussian prior's
-    0.44 after 2,000 steps), the weakness docs/method.md notes; IMQ's heavy tails see the square's edges (DCI 0.93)."""
-    if dataset not in (None, *ENGINEERED_DATASETS):
-        raise ValueError(f"engineered-priors: dataset is one of {', '.join(ENGINEERED_DATASETS)}, got {dataset!r}")
+    the hybrid run's codes); ``dataset`` (``xy`` or ``shapes``) runs one of the two. Takes the settings of
+    `explorer.paper.studies.EngineeredPriors` as keywords (its ``kernel`` says why IMQ is the default). Returns the
+    rows of each table."""
     out = Path(out)
-    xy_options = dict(xy_options or {})
-    shapes_options = dict({"size": 32}, **(shapes_options or {}))
-    budget = f"{steps} steps of batch {batch_size}, lr {lr}, lambda {lam}, {kernel} kernel, seeds {list(seeds)}"
+    dataset, seeds, eval_n = study.dataset, study.seeds, study.eval_n
+    xy_options = study.xy_options
+    shapes_options = {"size": 32, **study.shapes_options}
+    budget = (f"{study.steps} steps of batch {study.batch_size}, lr {study.lr}, lambda {study.lam}, {study.kernel} "
+              f"kernel, seeds {list(seeds)}")
 
     def config(dataset: str, options: dict[str, Any], prior: Prior) -> TrainConfig:
         return TrainConfig(dataset=dataset, dataset_options=options, objective=AEMMD.name,
-                           objective_options={LAM: lam, "kernel": kernel}, prior=prior.to_dict(),
-                           latent_dim=prior.dim,
-                           steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=0)
+                           objective_options={LAM: study.lam, "kernel": study.kernel}, prior=prior.to_dict(),
+                           latent_dim=prior.dim, steps=study.steps, batch_size=study.batch_size, lr=study.lr,
+                           checkpoint_every=0)
 
     rows = {}
     if dataset in (None, "xy"):

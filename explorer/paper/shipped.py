@@ -5,45 +5,73 @@
 weights without its optimizer state (about 1.3 MB each), the reproduction tables, and ``manifest.json``: per
 checkpoint the command that made it and the metrics measured on it, which ``tests/test_shipped_checkpoints.py``
 recomputes. Of a budget study it ships ``budget.json`` (every point) and `BUDGET_MODEL` at the study's last budget.
+
+Each set's settings are written once, as the keyword arguments of its study's function; the command recorded in
+the manifest is made from them (`explorer.paper.studies.command`, one flag per setting, in the order given here).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from explorer import checkpoints
 from explorer.paper.budget import RESULTS, budget
-from explorer.paper.reproduce import engineered_priors, kl_failure
+from explorer.paper.reproduce import engineered_priors, kl_failure, weights_only
+from explorer.paper.studies import command
 from explorer.progress import ProgressBar
 
 ENV_VAR = "EXPLORER_CHECKPOINTS"
 MANIFEST = "manifest.json"
 EVAL_N = 5000
 SEEDS = (0, 1, 2)
-KL_FAILURE = {"steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0, "seeds": SEEDS}  # on mnist-5k, d = 12
+KL_FAILURE = {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "batch_size": 64, "lr": 2e-3, "lam": 30.0,
+              "seeds": SEEDS}
 ENGINEERED_XY = {"dataset": "xy", "steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
 ENGINEERED_SHAPES = {"dataset": "shapes", "steps": 8000, "batch_size": 64, "lr": 2e-3, "lam": 2.0, "kernel": "imq",
                      "seeds": SEEDS}
-# the Gaussian and hybrid priors on to the budget where AE-MMD's LPS flattened in the lambda-10 budget study
+# the Gaussian and hybrid priors at lambda 10, to the budget where AE-MMD's LPS is flat in the lambda-10 budget study
 ENGINEERED_SHAPES_LAM10 = {**ENGINEERED_SHAPES, "steps": 32000, "lam": 10.0, "seeds": (0,)}
 BUDGET_MODEL = ("shapes-lam10", "mmd")  # the study's model shipped (at its last budget) for notebook 5's traversals
-SHAPES_32 = {"dataset": "shapes", "dataset_options": {"size": 32}, "latent_dim": 5}
+SHAPES_32 = {"dataset_options": {"size": 32}, "dataset": "shapes", "latent_dim": 5}
 BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "first": 2500, "lam": 30.0,
                         "seeds": SEEDS},
            "shapes": {**SHAPES_32, "steps": 8000, "first": 1000, "lam": 2.0, "seeds": SEEDS},
-           # the objectives with a lambda again, with the weight benchmarks/cpu_recipe.py found fastest, and the AE
-           # (which has none, so its runs are those of "shapes") on to four times the budget
+           # the objectives that have a lambda, with the weight benchmarks/cpu_recipe.py finds fastest, and the AE
+           # (which has none, so its runs are those of "shapes") to four times the budget
            "shapes-lam10": {**SHAPES_32, "objectives": ("mmd", "kld", "ae"), "steps": 32000, "first": 500,
                             "lam": 10.0, "seeds": SEEDS},
-           # AE-MMD again with the IMQ kernel of the engineered priors, which reconstructs better than the RBF sum
+           # AE-MMD with the IMQ kernel of the engineered priors, which reconstructs better than the RBF sum
            "shapes-lam10-imq": {**SHAPES_32, "objectives": ("mmd", "ae"), "steps": 32000, "first": 500,
                                 "lam": 10.0, "kernel": "imq", "seeds": SEEDS}}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedSet:
+    """A shipped reproduction: ``study`` (a study function) run with ``settings`` into ``WORK/out`` writes its
+    runs and tables into ``WORK/tables``, shipped to ``checkpoints/<name>``."""
+
+    name: str
+    study: Callable[..., Any]
+    settings: dict[str, Any]
+    out: str
+    tables: str
+
+    def command(self) -> str:
+        return command(self.study.study, self.settings)
+
+
+SETS = (ShippedSet("kl-failure", kl_failure, KL_FAILURE, "kl-failure", "kl-failure"),
+        ShippedSet("engineered/xy", engineered_priors, ENGINEERED_XY, "engineered", "engineered/xy"),
+        ShippedSet("engineered/shapes", engineered_priors, ENGINEERED_SHAPES, "engineered", "engineered/shapes"),
+        ShippedSet("engineered/shapes-lam10", engineered_priors, ENGINEERED_SHAPES_LAM10, "engineered-lam10",
+            "engineered-lam10/shapes"))
 
 
 def checkpoints_root(must_exist: bool = True) -> Path:
@@ -57,26 +85,11 @@ def checkpoints_root(must_exist: bool = True) -> Path:
     return root
 
 
-def _flags(settings: dict[str, Any]) -> str:
-    """The command-line flags that give ``settings`` (``seeds`` 0..S-1 is ``--seeds S``)."""
-
-    def flag_value(key: str, given: Any) -> str:
-        if key == "seeds":
-            return str(len(given))
-        return " ".join(given) if isinstance(given, tuple) else str(given)
-
-    options = [f"--dataset-option {key}={value}" for key, value in settings.get("dataset_options", {}).items()]
-    return " ".join(options + [f"--{key.replace('_', '-')} {flag_value(key, given)}"
-                               for key, given in settings.items() if key != "dataset_options"])
-
-
 def build(work: Path, root: Path) -> list[dict[str, Any]]:
     """Run (or reuse) the reproductions in ``work`` and ship their runs into ``root``; returns the manifest."""
     bar = [ProgressBar()]
-    engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_XY)
-    engineered_priors(work / "engineered", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_SHAPES)
-    engineered_priors(work / "engineered-lam10", eval_n=EVAL_N, callbacks=bar, **ENGINEERED_SHAPES_LAM10)
-    kl_failure(work / "kl-failure", eval_n=EVAL_N, callbacks=bar, **KL_FAILURE)
+    for shipped in SETS:
+        shipped.study(work / shipped.out, eval_n=EVAL_N, callbacks=bar, **shipped.settings)
     for name, settings in BUDGETS.items():
         budget(work / "budget" / name, eval_n=EVAL_N, callbacks=bar, **settings)
     return ship_sets(work, root)
@@ -84,23 +97,17 @@ def build(work: Path, root: Path) -> list[dict[str, Any]]:
 
 def ship_sets(work: Path, root: Path) -> list[dict[str, Any]]:
     """Ship the finished reproductions in ``work`` into ``root``: runs, tables and ``manifest.json``."""
-    kl_command = f"python -m explorer reproduce kl-failure --dataset mnist-5k --latent-dim 12 {_flags(KL_FAILURE)}"
-    engineered = "python -m explorer reproduce engineered-priors"
-    sets = [("kl-failure", work / "kl-failure", kl_command),
-            ("engineered/xy", work / "engineered" / "xy", f"{engineered} {_flags(ENGINEERED_XY)}"),
-            ("engineered/shapes", work / "engineered" / "shapes", f"{engineered} {_flags(ENGINEERED_SHAPES)}"),
-            ("engineered/shapes-lam10", work / "engineered-lam10" / "shapes",
-             f"{engineered} {_flags(ENGINEERED_SHAPES_LAM10)}")]
     entries = []
-    for name, source, command in sets:
+    for shipped in SETS:
+        source = work / shipped.tables
         if not (source / "results.json").exists():
             continue
-        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / shipped.name).mkdir(parents=True, exist_ok=True)
         for table in ("table.md", "table.csv", "results.json"):
-            shutil.copyfile(source / table, root / name / table)
+            shutil.copyfile(source / table, root / shipped.name / table)
         for run in sorted(p.parent for p in source.glob(f"*/{checkpoints.META_FILE}")):
-            entries.append({"path": f"{name}/{run.name}",
-                            **ship(run, root / name / run.name, f"{command} --out OUT  # run OUT/{run.name}")})
+            command = f"{shipped.command()} --out OUT  # run OUT/{run.name}"
+            entries.append({"path": f"{shipped.name}/{run.name}", **ship(run, root / shipped.name / run.name, command)})
     entries += ship_budgets(work, root)
     _write_manifest(root, entries)
     return entries
@@ -116,7 +123,7 @@ def _write_manifest(root: Path, entries: list[dict[str, Any]]) -> None:
 
 
 def budget_command(name: str) -> str:
-    return f"python -m explorer reproduce budget {_flags(BUDGETS[name])}"
+    return command(budget.study, BUDGETS[name])
 
 
 def ship_budgets(work: Path, root: Path) -> list[dict[str, Any]]:
@@ -143,13 +150,8 @@ def ship_budgets(work: Path, root: Path) -> list[dict[str, Any]]:
 def ship(run: Path, dest: Path, command: str) -> dict[str, Any]:
     """Write the weights of ``run`` (no optimizer state) into ``dest``; return its manifest entry, with the
     metrics of the run's ``evaluation.json``."""
-    meta, run = checkpoints.read_meta(run)
-    weights = checkpoints.read_tensors(run, meta, "weights")
-    if dest.exists():
-        shutil.rmtree(dest)
-    keep = {k: v for k, v in meta.items() if k not in ("files", "versions", "schema", "schema_version",
-                                                       "optimizer_groups")}
-    checkpoints.write_checkpoint(dest, keep, weights)
+    run = checkpoints.read_meta(run)[1]  # the run folder, also where ``run`` names its checkpoint.json
+    meta = weights_only(run, dest)
     report = _evaluation(run)
     return {"command": command, "step": meta["step"], "eval": {"n": report["n"], "seed": report["seed"]},
             "metrics": report["metrics"]}

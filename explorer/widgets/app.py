@@ -6,7 +6,9 @@ only posts `Snapshot`s; the widgets never reach into the loop, they send command
 `LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter` paces the
 snapshots (at most ``refresh_hz`` a second, fewer where taking and drawing them would exceed their budget).
 Button and control callbacks (main thread) take the same lock, so Bokeh document patches never interleave. What
-can be derived (have the settings changed? how long is left?) is computed from the state, never stored.
+can be derived (have the settings changed? how long is left?) is computed from the state, and the status line is
+rendered from the panel's state (its message and the changed settings), never read back. The current run's
+objects (background owner, `LiveState`, views, prior editor) are one `_Run`, replaced as a whole by a new run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import ipywidgets as widgets
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.live import REST_LPS_CODES, BackgroundTrainer, Snapshot
+from explorer.live import REST_LPS_CODES, BackgroundTrainer, RunState, Snapshot
 from explorer.live.follow import Follower
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
@@ -42,6 +44,19 @@ from explorer.widgets.traversal_view import TraversalView
 # aggregate posterior onto the prior within minutes, where the engine's default 0.3 takes far longer
 DEFAULT_CONFIG = TrainConfig(dataset="shapes", dataset_options={"size": 32}, objective=AEMMD.name,
                              objective_options={"lam": 2.0}, latent_dim=5, batch_size=64, steps=3000)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What belongs to the current run, replaced as a whole when Start begins a new one: the engine's owner, the
+    views' state (selection included) and the views drawn for its latent size."""
+
+    background: BackgroundTrainer | Follower
+    state: LiveState
+    editor: PriorEditor
+    latent: LatentView
+    lps: LPSView
+    traversals: TraversalView
 
 
 class Explorer:
@@ -91,7 +106,7 @@ class Explorer:
         self.tabs = widgets.Tab([self.panel.widget, self.prior_tab], titles=("Train", "Prior"),
                                 layout={"width": "410px"})
         self.widget = self._views_box
-        self._use(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
+        self._run = self._open(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
         self._closed = threading.Event()
         self._consumer: threading.Thread | None = None
         if follow is not None:
@@ -141,43 +156,69 @@ class Explorer:
             self._datasets[key] = load_dataset(config.dataset, **config.dataset_options)
         return self._datasets[key]
 
-    def _use(self, trainer: Trainer) -> None:
-        """Make ``trainer`` the current run: new background trainer, views and prior editor for its latent size."""
-        old = getattr(self, "latent", None)
-        if old is not None:
-            old.close()
-            self.background.close()
-            self.trainer.close()  # the replaced run gives back its folder's writer lock
+    @property
+    def background(self) -> BackgroundTrainer | Follower:
+        return self._run.background
+
+    @property
+    def state(self) -> LiveState:
+        return self._run.state
+
+    @property
+    def editor(self) -> PriorEditor:
+        return self._run.editor
+
+    @property
+    def latent(self) -> LatentView:
+        return self._run.latent
+
+    @property
+    def lps(self) -> LPSView:
+        return self._run.lps
+
+    @property
+    def traversals(self) -> TraversalView:
+        return self._run.traversals
+
+    def _replace(self, trainer: Trainer) -> None:
+        """Make ``trainer`` the current run in place of the one shown, which gives back its folder's writer lock."""
+        self.latent.close()
+        self.background.close()
+        self.trainer.close()
+        self._run = self._open(trainer)
+
+    def _open(self, trainer: Trainer) -> _Run:
+        """A background owner, state, views and prior editor for ``trainer`` (its latent size), shown in place."""
         if self.following is not None:
-            self.background = Follower(trainer, self.following, probe_size=self.probe_size, poll_s=self._poll_s)
+            background = Follower(trainer, self.following, probe_size=self.probe_size, poll_s=self._poll_s)
         else:
-            self.background = BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
-                                                rest_lps_codes=self._rest_lps_codes)
+            background = BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
+                                           rest_lps_codes=self._rest_lps_codes)
         if trainer.step >= int(self.panel.steps.value):  # an opened run at its end: Start trains it further
             self.panel.steps.value = trainer.step + trainer.config.steps
         d = trainer.config.latent_dim
-        self.state = LiveState()
-        self.editor = PriorEditor(d, prior=trainer.prior)
-        self.editor.on_change(self._on_prior)
-        self.latent = LatentView(d, self.background.probe, self.lock, on_select=self._on_select)
-        self.lps = LPSView(d)
-        self.traversals = TraversalView()
-        self.state.observe(self.panel.update)
-        self.state.observe(self.latent.update, "codes")
-        self.state.observe(self.lps.update, "codes")
-        self.state.observe(self.traversals.update, "traversals")
-        self.prior_tab.children = [self.editor.widget] if trainer.prior is not None else [widgets.HTML(
+        state = LiveState()
+        editor = PriorEditor(d, prior=trainer.prior)
+        editor.on_change(self._on_prior)
+        run = _Run(background, state, editor, LatentView(d, background.probe, self.lock, on_select=self._on_select,
+                                                         state=state), LPSView(d), TraversalView())
+        state.observe(self.panel.update)
+        state.observe(run.latent.update, "codes")
+        state.observe(run.lps.update, "codes")
+        state.observe(run.traversals.update, "traversals")
+        self.prior_tab.children = [editor.widget] if trainer.prior is not None else [widgets.HTML(
             f"<p style='max-width:420px'>The {OBJECTIVES[trainer.config.objective].label} objective has no prior "
             "to program: its KL term pulls each code toward N(0, I) per image. Choose an objective that takes a "
             f"prior ({', '.join(_takers())}) in the Train tab, then Start, to train toward a prior drawn here.</p>")]
         self.tabs.set_title(1, "Prior" if trainer.prior is not None else "Prior (n/a)")
         wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
         self._views_box.children = [
-            widgets.HBox([self.tabs, self.latent.widget], layout=wrap),
-            widgets.HBox([self.latent.structure], layout=wrap),
-            widgets.HBox([self.lps.widget, self.traversals.widget], layout=wrap),
+            widgets.HBox([self.tabs, run.latent.widget], layout=wrap),
+            widgets.HBox([run.latent.structure], layout=wrap),
+            widgets.HBox([run.lps.widget, run.traversals.widget], layout=wrap),
         ]
-        self.background.publish()
+        background.publish()
+        return run
 
     @property
     def settings_changed(self) -> list[str]:
@@ -187,10 +228,7 @@ class Explorer:
     def _on_setting(self, _change: object = None) -> None:
         changed = self.settings_changed
         with self.lock:
-            if changed:
-                self.panel.show(f"Settings changed ({', '.join(changed)}): Start begins a new run with them.")
-            elif "Settings changed" in self.panel.status.value:
-                self.panel.show("")
+            self.panel.show_changed(changed)
 
     def _new_config(self) -> TrainConfig:
         """The panel's settings, with the editor's prior where the objective takes one and the sizes agree."""
@@ -209,9 +247,10 @@ class Explorer:
                     if self.background.running:
                         raise RuntimeError("Training is already running; stop it before starting a new run.")
                     config = self._new_config()
-                    self._use(Trainer(config, dataset=self._dataset(config)))
+                    self._replace(Trainer(config, dataset=self._dataset(config)))
+                    self.panel.show_changed(self.settings_changed)
                 self.background.start(steps)
-                self.panel.set_state("running")
+                self.panel.set_state(RunState.RUNNING)
                 self.panel.show("")
             except (RuntimeError, ValueError, OSError) as error:
                 self.panel.show(str(error), error=True)
@@ -232,7 +271,7 @@ class Explorer:
         self.background.set_prior(prior)
 
     def _on_select(self, index: int) -> None:
-        self.state.selected = index
+        """The latent view has put the selection in the state; the engine decodes the traversals from it."""
         self.background.select(index)
 
     # ------------------------------------------------------------------ snapshots -> views

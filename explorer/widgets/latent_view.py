@@ -18,6 +18,7 @@ from explorer.extras import require
 from explorer.live import Probe, Snapshot
 from explorer.style import CODE_COLOR, PRIOR_COLOR
 from explorer.widgets.bokehjs import BokehPane
+from explorer.widgets.state import LiveState
 from explorer.widgets.structure_view import StructureView
 
 PROJECTIONS = ("pair", "PCA", "UMAP")
@@ -59,15 +60,17 @@ class LatentView:
     under the app's lock.
 
     A tap anywhere lands in ``tap_source`` (``x``/``y``, data coordinates) and selects the nearest code within
-    `TAP_RADIUS`: it is ringed (``selected_source``) and ``on_select(index)`` starts the traversals from it;
-    ``clear_button`` drops the ring and returns the traversals to probe image 0. The mouse wheel zooms only once
+    `TAP_RADIUS`: the selection is kept in ``state`` (the app's `LiveState`, or one of the view's own), the code
+    is ringed (``selected_source``) and ``on_select(index)`` starts the traversals from it; ``clear_button``
+    drops the selection and returns the traversals to probe image 0 (``on_select(0)``). The mouse wheel zooms only once
     the user picks the wheel-zoom tool.
     """
 
     def __init__(self, latent_dim: int, probe: Probe, lock: threading.RLock,
-                 on_select: Callable[[int], None] | None = None) -> None:
+                 on_select: Callable[[int], None] | None = None, state: LiveState | None = None) -> None:
         self.latent_dim, self.probe, self.lock, self.on_select = latent_dim, probe, lock, on_select
-        self.selected: int | None = None
+        self.state = state if state is not None else LiveState()
+        self.state.observe(self._show_selection, "selection")
         self._snapshot: Snapshot | None = None
         self._shown = np.zeros((0, 2))  # the codes as last drawn, in the scatter's coordinates
         self._umap: concurrent.futures.Future | None = None
@@ -138,21 +141,26 @@ class LatentView:
         self._draw_scatter(snapshot)
         self.structure_view.update(snapshot)
 
+    @property
+    def selected(self) -> int | None:
+        """The selected code (probe image), None when there is none: read from ``state``."""
+        return self.state.selected
+
     def select(self, index: int) -> None:
-        """Ring code ``index`` and start the traversals from it."""
-        self.selected = index
-        self.clear_button.disabled = False
-        self._draw_ring()
+        """Select code ``index`` (ringed) and start the traversals from it."""
+        self.state.select(index)
         if self.on_select is not None:
             self.on_select(index)
 
     def clear(self) -> None:
         """Drop the selection: no ring, the traversals start from probe image 0."""
-        self.selected = None
-        self.clear_button.disabled = True
-        self._draw_ring()
+        self.state.select(None)
         if self.on_select is not None:
             self.on_select(0)
+
+    def _show_selection(self, selected: int | None) -> None:
+        self.clear_button.disabled = selected is None
+        self._draw_ring()
 
     def _tapped(self, _attr: str, _old: object, new: dict) -> None:
         if not len(new["x"]):

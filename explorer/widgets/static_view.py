@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from explorer.drawing import DPI, FONT, covariance, sample_density
-from explorer.live import Snapshot
+from explorer.live import RunState, Snapshot
 from explorer.style import CODE_COLOR, PRIOR_COLOR, PRIOR_LINE
 from explorer.widgets.traversal_view import traversal_png
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 HIDDEN_VIEW = {"version_major": 2, "version_minor": 0, "model_id": ""}  # JupyterLab hides an empty model id
-RESTING = ("paused", "stopped", "finished", "failed")
+RESTING = (RunState.PAUSED, RunState.STOPPED, RunState.FINISHED, RunState.FAILED)
 MARGINALS = 8  # at most this many dimensions' marginals in the picture
 
 
@@ -102,7 +102,7 @@ class StaticFallback:
 
     def __init__(self) -> None:
         self._handle: Any = None
-        self._state: str | None = None
+        self._state: RunState | None = None
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-picture")
         self.rendered: concurrent.futures.Future[None] | None = None
 

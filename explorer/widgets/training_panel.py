@@ -15,7 +15,7 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from explorer.data import dataset_presets
-from explorer.live import Snapshot
+from explorer.live import RunState, Snapshot
 from explorer.objectives import OBJECTIVES
 from explorer.settings import TrainConfig
 from explorer.widgets.bokehjs import BokehPane
@@ -107,11 +107,13 @@ class TrainingPanel:
         self.save = button("Save", "save")
         self.progress = widgets.IntProgress(value=0, min=0, max=config.steps, layout={"width": "260px"})
         self.stats = widgets.HTML("step 0")
-        self.status = widgets.HTML()
+        self.status = widgets.HTML()  # rendered from the three below by `_render_status`
+        self.message, self.message_is_error = "", False
+        self.changed: list[str] = []  # the run settings the controls change
         self._terms: tuple[str, ...] = ()
         self.loss_source = ColumnDataSource({"step": []})
         self.losses = widgets.Box()
-        self.set_state("idle")
+        self.set_state(RunState.IDLE)
         settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
                                  self.batch_size, self.steps, self.out])
         buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save],
@@ -158,21 +160,37 @@ class TrainingPanel:
                 changed.append(name)
         return changed
 
-    def set_state(self, state: str) -> None:
-        """Enable the buttons that make sense in ``state`` (a `RunState`; ``following``: everything read-only)."""
-        active = state in ("running", "paused", "following")
+    def set_state(self, state: RunState) -> None:
+        """Enable the buttons that make sense in ``state`` (`RunState.FOLLOWING`: everything read-only)."""
+        active = state in (RunState.RUNNING, RunState.PAUSED, RunState.FOLLOWING)
         self.start.disabled = active
-        self.pause.disabled = state != "running"
-        self.resume.disabled = state != "paused"
-        self.stop.disabled = state not in ("running", "paused")
-        self.save.disabled = self.out.disabled = self.steps.disabled = state == "following"
+        self.pause.disabled = state != RunState.RUNNING
+        self.resume.disabled = state != RunState.PAUSED
+        self.stop.disabled = state not in (RunState.RUNNING, RunState.PAUSED)
+        self.save.disabled = self.out.disabled = self.steps.disabled = state == RunState.FOLLOWING
         for control in self.run_settings:
             control.disabled = active
         self.weight.disabled = active or penalty_weight(self.objective.value) is None
 
     def show(self, message: str, error: bool = False) -> None:
-        """Put ``message`` in the status line (red if it is an error)."""
-        colour = "#b00" if error else "#333"
+        """Put ``message`` in the status line (red if it is an error), in place of what it showed."""
+        self.message, self.message_is_error = message, error
+        self._render_status()
+
+    def show_changed(self, changed: list[str]) -> None:
+        """Note the run settings the controls change (empty: none). A new change replaces the message shown; the
+        note goes when the settings are the run's again, and a later message replaces it."""
+        if changed and changed != self.changed:
+            self.message, self.message_is_error = "", False
+        self.changed = list(changed)
+        self._render_status()
+
+    def _render_status(self) -> None:
+        """The status line's HTML, from the message and the changed settings."""
+        message = self.message
+        if not message and self.changed:
+            message = f"Settings changed ({', '.join(self.changed)}): Start begins a new run with them."
+        colour = "#b00" if self.message_is_error else "#333"
         self.status.value = f"<span style='color:{colour}'>{html.escape(message)}</span>" if message else ""
 
     def update(self, snapshot: Snapshot) -> None:
