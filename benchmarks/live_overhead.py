@@ -47,16 +47,16 @@ def watched_rate(config, dataset) -> tuple[float, list[float], float, float]:
     snapshots (training thread) and drawing them (consumer thread)."""
     app = Explorer(config, dataset=dataset, rest_lps_codes=0)  # at rest (before Start, after the end): not watched cost
     app.trainer.train_step()
-    app.apply_seconds = 0.0
+    app.updates.seconds = 0.0
     taken_before = app.background.snapshot_seconds
-    app.latencies.clear()
+    app.updates.latencies.clear()
     started = time.perf_counter()
     app.background.start()
     app.join()
     wall = time.perf_counter() - started
     rate = (app.trainer.step - 1) / wall
-    shares = (app.background.snapshot_seconds - taken_before) / wall, app.apply_seconds / wall
-    latencies = list(app.latencies)
+    shares = (app.background.snapshot_seconds - taken_before) / wall, app.updates.seconds / wall
+    latencies = list(app.updates.latencies)
     app.close()
     return rate, latencies, *shares
 

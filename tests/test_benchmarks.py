@@ -8,7 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from explorer.live.background import HISTORY_POINTS
+from explorer.live import HISTORY_POINTS
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 

@@ -231,7 +231,7 @@ def test_the_consumer_thread_applies_snapshots_while_training(digits):
     try:
         app.panel.start.click()
         wait_until(lambda: app.last_snapshot is not None and app.last_snapshot.step > 50)
-        assert max(app.latencies) < 1.0
+        assert max(app.updates.latencies) < 1.0
     finally:
         app.close()
     assert not any(t.name in ("explorer-trainer", "explorer-consumer") and t.is_alive() for t in threading.enumerate())

@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import explorer
 from explorer import checkpoints
-from explorer.checkpoints import META_FILE, read_meta
+from explorer.checkpoints import META_FILE, load, read_meta
 from explorer.data import Dataset, load_dataset
 from explorer.events import Callback
 from explorer.metrics.evaluate import encode_dataset, evaluate_codes
@@ -159,7 +158,7 @@ def evaluate_run(folder: Path, dataset: Dataset, run: Run, seed: int, eval_n: in
     """Evaluate one trained run (``evaluation.json``), draw its figure, and return its table row."""
     import matplotlib.pyplot as plt
 
-    trained = explorer.load(folder)
+    trained = load(folder)
     codes, rows, nmse = encode_dataset(trained, dataset, eval_n, seed)
     report = evaluate_codes(trained, dataset, codes, rows, nmse, seed)
     (folder / "evaluation.json").write_text(json.dumps(report, indent=2))
@@ -264,7 +263,7 @@ def engineered_priors(out: str | Path, study: EngineeredPriors, callbacks: Seque
 
 def copied_prior(source: Path, dataset: Dataset, n: int = COPIED_CODES) -> Empirical:
     """Latent copying: an `Empirical` prior of ``n`` codes of the trained run in ``source``."""
-    codes, _, _ = encode_dataset(explorer.load(source), dataset, n, seed=0)
+    codes, _, _ = encode_dataset(load(source), dataset, n, seed=0)
     return Empirical(torch.from_numpy(codes).double())
 
 

@@ -2,8 +2,8 @@
 
 Threads (see `explorer.live` for the engine's side): widgets are created on the main thread. The training thread
 only posts `Snapshot`s; the widgets never reach into the loop, they send commands (`BackgroundTrainer.pause`,
-``select``, ``set_prior``, ``save``) that run between two steps. One consumer thread posts each snapshot to
-`LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter` paces the
+``select``, ``set_prior``, ``save``) that run between two steps. One updates thread (`ViewUpdates`) posts each
+snapshot to `LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter` paces the
 snapshots (at most ``refresh_hz`` a second, fewer where taking and drawing them would exceed their budget).
 Button and control callbacks (main thread) take the same lock, so Bokeh document patches never interleave. What
 can be derived (have the settings changed? how long is left?) is computed from the state, and the status line is
@@ -13,11 +13,9 @@ objects (background owner, `LiveState`, views, prior editor) are one `_Run`, rep
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from explorer.widgets.state import LiveState
 from explorer.widgets.static_view import StaticFallback
 from explorer.widgets.training_panel import TrainingPanel
 from explorer.widgets.traversal_view import TraversalView
+from explorer.widgets.updates import ViewUpdates
 
 # shapes at 32 px trains at ~25 steps/s on 2 CPU cores; lam 2 (the top of the paper's 0.1-2 range) brings the
 # aggregate posterior onto the prior within minutes, where the engine's default 0.3 takes far longer
@@ -86,8 +85,6 @@ class Explorer:
         self.probe_size = probe_size
         self.following, self._poll_s, self._rest_lps_codes = follow, poll_s, rest_lps_codes
         self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
-        self.latencies: collections.deque[float] = collections.deque(maxlen=1000)
-        self.apply_seconds = 0.0  # time the views spent drawing snapshots
         self.fallback = StaticFallback()  # the picture a notebook keeps for readers without a kernel
         self._datasets: dict[str, Dataset] = {}
         if dataset is not None:
@@ -107,13 +104,11 @@ class Explorer:
                                 layout={"width": "410px"})
         self.widget = self._views_box
         self._run = self._open(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
-        self._closed = threading.Event()
-        self._consumer: threading.Thread | None = None
+        self.updates = ViewUpdates(lambda: self.background, self.apply, self._on_draw_error)
         if follow is not None:
             self.background.start()
         if refresh_hz is not None:
-            self._consumer = threading.Thread(target=self._consume, daemon=True, name="explorer-consumer")
-            self._consumer.start()
+            self.updates.start()
         else:
             self.refresh()
 
@@ -276,43 +271,29 @@ class Explorer:
 
     # ------------------------------------------------------------------ snapshots -> views
 
-    def apply(self, snapshot: Snapshot) -> None:
-        """Show ``snapshot`` in every view (the consumer calls this; so may tests)."""
+    def apply(self, snapshot: Snapshot) -> bool:
+        """Show ``snapshot`` in every view (the updates thread calls this; so may tests); False if it belongs to a
+        run that has just been replaced."""
         with self.lock:
             if snapshot.run_id != self.trainer.run_id:
-                return  # from a run that has just been replaced
-            started = time.perf_counter()
+                return False
             self.state.post(snapshot)
             if self.following is not None:
                 self.panel.show(f"Following {self.following} (read-only): the run is trained by another process.")
             self.fallback.update(snapshot)
-            now = time.perf_counter()
-            self.apply_seconds += now - started
-            self.latencies.append(now - snapshot.taken_at)
+            return True
 
     def refresh(self, timeout: float | None = None) -> Snapshot | None:
         """Apply the newest queued snapshot, waiting up to ``timeout`` s for one; returns it (None if none)."""
-        snapshot = self.background.snapshots.latest(timeout)
-        if snapshot is not None:
-            self.apply(snapshot)
-        return snapshot
+        return self.updates.refresh(timeout)
 
     @property
     def last_snapshot(self) -> Snapshot | None:
         return self.state.snapshot
 
-    def _consume(self) -> None:
-        """Apply each snapshot as it arrives; the engine's `RateLimiter` paces them, drawing time included."""
-        while not self._closed.is_set():
-            drawn, first = self.apply_seconds, self.state.snapshot is None
-            try:
-                snapshot = self.refresh(timeout=0.5)
-            except Exception as error:  # a view that fails to draw must not end the live updates
-                with self.lock:
-                    self.panel.show(f"Could not update the view: {error!r}", error=True)
-                continue
-            if snapshot is not None and not first:  # a run's first drawing builds its figures: a one-off
-                self.background.drawn(snapshot, self.apply_seconds - drawn)
+    def _on_draw_error(self, error: Exception) -> None:
+        with self.lock:
+            self.panel.show(f"Could not update the view: {error!r}", error=True)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for training to end and re-raise its error, if any (end notebooks with this)."""
@@ -322,9 +303,7 @@ class Explorer:
         """Stop training and the live updates, and close the widgets."""
         self.background.close()
         self.trainer.close()
-        self._closed.set()
-        if self._consumer is not None:
-            self._consumer.join(timeout=5)
+        self.updates.close()
         self.latent.close()
         self.widget.close()
 
