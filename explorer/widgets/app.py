@@ -3,8 +3,9 @@
 Threads (see `explorer.live` for the engine's side): widgets are created on the main thread. The training thread
 only posts `Snapshot`s; the widgets never reach into the loop, they send commands (`BackgroundTrainer.pause`,
 ``select``, ``set_prior``, ``save``) that run between two steps. One updates thread (`ViewUpdates`) posts each
-snapshot to `LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter` paces the
-snapshots (at most ``refresh_hz`` a second, fewer where taking and drawing them would exceed their budget).
+snapshot to `LiveState` as it arrives, holding `lock`; the views observe that state. The engine's `RateLimiter`
+paces the snapshots (at most ``refresh_hz`` a second, fewer where taking and drawing them would exceed their
+budget).
 Button and control callbacks (main thread) take the same lock, so Bokeh document patches never interleave. What
 can be derived (have the settings changed? how long is left?) is computed from the state, and the status line is
 rendered from the panel's state (its message and the changed settings), never read back. The current run's

@@ -37,6 +37,21 @@ def _slider(param: Param) -> widgets.FloatSlider | widgets.FloatLogSlider:
                                step=(param.high - param.low) / SLIDER_STEPS, description=label, readout=False)
 
 
+class Quiet:
+    """Set while Python, not the user, sets controls: their observers then report no edit. ``with quiet():``."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        previous, self.on = self.on, True
+        try:
+            yield
+        finally:
+            self.on = previous
+
+
 class DimensionControls:
     """The selected dimension's family and parameter controls, built from each family's `Param` declarations.
 
@@ -52,7 +67,7 @@ class DimensionControls:
                  on_family: Callable[[str], None], on_value: Callable[[str, str, float], None]) -> None:
         self.latent_dim = latent_dim
         self._on_family_edit, self._on_value_edit = on_family, on_value
-        self._loading = False
+        self.quiet = Quiet()
         self.shown = next(iter(families))  # the family whose controls show: a registry name, or FIXED
         self.dim_select = widgets.Dropdown(options=[(f"z{j}", j) for j in range(latent_dim)], value=0,
                                           description="dimension", layout={"width": "200px"})
@@ -92,15 +107,6 @@ class DimensionControls:
         """The parameter text boxes of the shown family."""
         return {name: text for name, (_, text) in self.controls.get(self.shown, {}).items()}
 
-    @contextmanager
-    def quiet(self) -> Iterator[None]:
-        """Set controls from Python without reporting edits."""
-        loading, self._loading = self._loading, True
-        try:
-            yield
-        finally:
-            self._loading = loading
-
     def show(self, spec: dict[str, Any], fixed: tuple[tuple[int, ...], Prior] | None) -> None:
         """Show the selected dimension: its family and parameter values from ``spec``, or ``fixed``, the joint
         block it belongs to."""
@@ -122,18 +128,18 @@ class DimensionControls:
         self._params_box.children = [*rows, self.hint] if family in hints else rows
 
     def _on_slider(self, text: widgets.FloatText, change: dict[str, Any]) -> None:
-        if not self._loading:  # the text holds the value, as many digits as it shows; its callback edits
+        if not self.quiet.on:  # the text holds the value, as many digits as it shows; its callback edits
             text.value = float(f"{change['new']:.{SHOWN_DIGITS}g}")
 
     def _on_text(self, family: str, name: str, slider: widgets.FloatSlider, change: dict[str, Any]) -> None:
-        if self._loading:
+        if self.quiet.on:
             return
         with self.quiet():
             slider.value = change["new"]  # clamped to the slider's range; the text keeps the value
         self._on_value_edit(family, name, change["new"])
 
     def _on_family(self, change: dict[str, Any]) -> None:
-        if not self._loading:
+        if not self.quiet.on:
             self._on_family_edit(change["new"])
 
 

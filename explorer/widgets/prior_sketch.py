@@ -6,13 +6,13 @@ replaces is the `PriorEditor`'s business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
 
 from explorer.priors import Prior, Sketched, SketchedPoints
+from explorer.widgets.prior_controls import Quiet
 from explorer.widgets.sketch_pad import SketchPad
 
 BANDWIDTH = 0.25  # default spread of each drawn point: a ring of radius 2 drawn with it stays a ring
@@ -31,7 +31,7 @@ class SketchControls:
     def __init__(self, latent_dim: int, on_curve: Callable[[], None], on_points: Callable[[], None],
                  on_use: Callable[[], None], on_pair: Callable[[], None]) -> None:
         self._on_points = on_points
-        self._loading = False
+        self._quiet = Quiet()
         dims = [(f"z{j}", j) for j in range(latent_dim)]
         self.pair_x = widgets.Dropdown(options=dims, value=0, description="x", layout={"width": "140px"})
         self.pair_y = widgets.Dropdown(options=dims, value=min(1, latent_dim - 1), description="y",
@@ -58,16 +58,8 @@ class SketchControls:
         return self.pair_x.value, self.pair_y.value
 
     def _points_edited(self) -> None:
-        if not self._loading:
+        if not self._quiet.on:
             self._on_points()
-
-    @contextmanager
-    def _quiet(self) -> Iterator[None]:
-        loading, self._loading = self._loading, True
-        try:
-            yield
-        finally:
-            self._loading = loading
 
     def points_block(self) -> tuple[tuple[int, int], SketchedPoints]:
         """The drawn points as a `SketchedPoints` block on the chosen pair; ValueError where they make none."""
