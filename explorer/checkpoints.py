@@ -40,6 +40,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save_file
 
+from explorer.models import BUILDER
 from explorer.run_folder import remove_stale_tmp
 from explorer.versions import library_versions
 
@@ -101,7 +102,7 @@ class Builder(_Strict):
     """How a caller's own model is built again: ``builder`` "package.module:function" called with ``args`` (None: it
     was saved without one, and loads only with the model passed in)."""
 
-    builder: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")] | None
+    builder: Annotated[str, Field(pattern=BUILDER)] | None
     args: dict[str, Any] = {}
 
 
