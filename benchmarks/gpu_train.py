@@ -33,7 +33,7 @@ def cifar10_or_random(n: int, root: str | None) -> tuple[TensorDataset, str]:
     """CIFAR-10's training set (first ``n`` images) if it is on disk, else random images in its layout."""
     try:
         dataset = load_dataset("cifar10", **({"root": root} if root else {}))
-        images = dataset.images(torch.arange(min(n, len(dataset))))
+        images = dataset.items(torch.arange(min(n, len(dataset))))
         return TensorDataset("cifar10", images), "cifar10"
     except DatasetNotFoundError:
         generator = torch.Generator().manual_seed(0)
@@ -109,7 +109,7 @@ def main() -> None:
         print(json.dumps({"source": source, "n": args.n, "latent_dim": args.latent_dim, "batch_size": args.batch_size,
                           "device": name_of_device, "smoke": args.smoke, "rows": rows}))
         return
-    print(f"{source}, {args.n} x {tuple(dataset.image_shape)}, d = {args.latent_dim}, batch {args.batch_size}, "
+    print(f"{source}, {args.n} x {tuple(dataset.shape)}, d = {args.latent_dim}, batch {args.batch_size}, "
           f"width {args.width}, {name_of_device}; median of {args.rounds} rounds x {args.steps} steps"
           + (" [smoke run: not a measurement]" if args.smoke else ""))
     print(f"{'variant':<32} {'steps/s':>8} {'vs fp32':>8} {'images/s':>9} {'peak MB':>8}")

@@ -45,7 +45,7 @@ def headless_rate(config, dataset) -> float:
 def watched_rate(config, dataset) -> tuple[float, list[float], float, float]:
     """steps/s of the same run watched, the snapshot latencies, and the shares of the run spent taking
     snapshots (training thread) and drawing them (consumer thread)."""
-    app = Explorer(config, dataset=dataset, rest_lps_codes=0)  # at rest (before Start, after the end): not watched cost
+    app = Explorer(config, data=dataset, rest_lps_codes=0)  # at rest (before Start, after the end): not watched cost
     app.trainer.train_step()
     app.updates.seconds = 0.0
     taken_before = app.background.snapshot_seconds
@@ -70,7 +70,7 @@ def peak_rss_mb() -> float:
 def memory_growth(config, dataset, seconds: float) -> tuple[float, float, int, int]:
     """Peak RSS (MB) after `WARM_S` and at the end of a watched run of ``seconds``, the steps done and the length
     of the loss history the last snapshot carried."""
-    app = Explorer(dataclasses.replace(config, steps=10**8), dataset=dataset, rest_lps_codes=0)
+    app = Explorer(dataclasses.replace(config, steps=10**8), data=dataset, rest_lps_codes=0)
     app.background.start()
     warm = min(WARM_S, seconds / 4)
     app.background.join(timeout=warm)  # trains on: this only waits

@@ -57,7 +57,7 @@ def pythae_wae_mmd(trainer: Trainer, reg_weight: float, kernel: str) -> nn.Modul
         def forward(self, z: torch.Tensor) -> ModelOutput:
             return ModelOutput(reconstruction=self.net(z))
 
-    config = WAE_MMD_Config(input_dim=tuple(trainer.dataset.image_shape), latent_dim=trainer.config.latent_dim,
+    config = WAE_MMD_Config(input_dim=tuple(trainer.dataset.shape), latent_dim=trainer.config.latent_dim,
                             reg_weight=reg_weight, kernel_choice=kernel)
     return WAE_MMD(config, encoder=Encoder(), decoder=Decoder())
 
@@ -112,7 +112,7 @@ def main() -> None:
                          objective_options={"lam": args.lam}, latent_dim=args.latent_dim, width=args.width,
                          batch_size=args.batch_size, seed=args.seed, steps=10**9)
     ours = Trainer(config, dataset=dataset)
-    images = dataset.images(torch.arange(len(dataset))).float() / 255
+    images = dataset.items(torch.arange(len(dataset))).float() / 255
     wae = pythae_wae_mmd(ours, args.lam, args.pythae_kernel)
     theirs = PythaeStep(wae, images, args.batch_size, config.lr, args.seed)
     steps = {"ours (AE-MMD)": ours.train_step, "pythae WAE_MMD": theirs}
@@ -137,7 +137,7 @@ def main() -> None:
     }
     reference = statistics.median(rates["pythae WAE_MMD"])
     total = 1 + args.rounds * args.steps
-    print(f"{args.dataset} n={args.n} {tuple(dataset.image_shape)}, d = {args.latent_dim}, batch {args.batch_size}, "
+    print(f"{args.dataset} n={args.n} {tuple(dataset.shape)}, d = {args.latent_dim}, batch {args.batch_size}, "
           f"width {args.width}, lam {args.lam}, pythae kernel {args.pythae_kernel}, {torch.get_num_threads()} "
           f"threads; median of {args.rounds} rounds x {args.steps} steps; scores after {total} steps")
     print(f"{'library':<16} {'steps/s':>8} {'vs pythae':>10} {'ms/step':>8} {'final MMD^2':>12} {'recon':>8}")

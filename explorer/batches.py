@@ -1,4 +1,4 @@
-"""Training batches without a DataLoader: a dataset that fits is held once as a uint8 tensor on the device and
+"""Training batches without a DataLoader: a dataset that fits is held once, as stored, on the device and
 indexed there; a larger one is read per batch. Under torchrun each rank takes its slice of the same global batch
 indices, so the ranks together see what one process would."""
 
@@ -7,13 +7,13 @@ from __future__ import annotations
 import torch
 
 from explorer import distributed
-from explorer.data import Dataset
+from explorer.data import Dataset, as_inputs
 
-RESIDENT_CHUNK = 4096  # images read at a time while the dataset is made resident
+RESIDENT_CHUNK = 4096  # items read at a time while the dataset is made resident
 
 
 class Batches:
-    """Batches of ``batch_size`` images of ``dataset`` (float in [0, 1] on ``device``), the indices drawn with the
+    """Batches of ``batch_size`` items of ``dataset`` (model inputs, float, on ``device``), the indices drawn with the
     generator the caller passes; ``resident``: the dataset held on the device (None when it exceeds
     ``resident_bytes``)."""
 
@@ -23,7 +23,7 @@ class Batches:
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.resident: torch.Tensor | None = None
         if dataset.nbytes <= resident_bytes:
-            parts = [dataset.images(chunk) for chunk in torch.split(torch.arange(len(dataset)), RESIDENT_CHUNK)]
+            parts = [dataset.items(chunk) for chunk in torch.split(torch.arange(len(dataset)), RESIDENT_CHUNK)]
             self.resident = torch.cat(parts).to(device)
 
     def next(self, generator: torch.Generator) -> torch.Tensor:
@@ -32,8 +32,8 @@ class Batches:
         local = self.batch_size // self.world_size
         index = index[self.rank * local : (self.rank + 1) * local]
         if self.resident is not None:
-            images = self.resident[index.to(self.device, non_blocking=True)]
+            items = self.resident[index.to(self.device, non_blocking=True)]
         else:
-            images = self.dataset.images(index).to(self.device)
-        x = images.float().div_(255)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+            items = self.dataset.items(index).to(self.device)
+        x = as_inputs(items)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x

@@ -1,10 +1,11 @@
 """Checkpoints: safetensors for tensors, a JSON sidecar for everything else, written atomically.
 
 A run folder holds
-- ``checkpoint.json``: the sidecar (`Sidecar`, schema version 3): run id, step, the training config (which holds
-  the prior, the seed, the dataset, the objective and its options and the model's sizes, once each), what fixes
-  the model besides (its image shape and whether its encoder is Gaussian), metrics, library versions, and the
-  names and SHA-256 of the tensor files below;
+- ``checkpoint.json``: the sidecar (`Sidecar`, schema version 4): run id, step, the training config (which holds
+  the prior, the seed, the dataset's name, the objective and its options and the model's sizes, once each), the
+  data (name, shape, dtype, value range, whether its name is registered), what fixes the model besides (the
+  input shape, whether its encoder is Gaussian, its output; for a caller's own model the builder that makes it
+  again), metrics, library versions, and the names and SHA-256 of the tensor files below;
 - ``weights-<step>-<sha>.safetensors``: model weights (``model.*``) and objective weights (``objective.*``, e.g. the
   FactorVAE discriminator); all that `load` needs;
 - ``state-<step>-<sha>.safetensors`` (optional): optimizer moments and the random generator, for exact resume.
@@ -16,8 +17,11 @@ orphans of failed saves and ``.tmp`` leftovers are removed. A save that fails re
 Reading never executes code (no pickle), validates every sidecar field (one `CheckpointError` naming the file and
 the field), loads tensors into memory (never a mapping of a file a writer may replace), checks them finite, and
 retries when the sidecar changed under it. Older sidecars are read and converted: version 1 (the prior three
-times, the seed twice, the dataset in two shapes) and version 2 (the model's sizes also in ``model``, and an
-``objective`` entry repeating ``train``'s objective with its resolved options, which nothing read).
+times, the seed twice, the dataset in two shapes), version 2 (the model's sizes also in ``model``, and an
+``objective`` entry repeating ``train``'s objective with its resolved options, which nothing read) and version 3
+(no ``data`` entry: its data is always a registered uint8 dataset, its model a built-in one with a sigmoid).
+Loading never imports code: a caller's model is built by its recorded builder only from a module already
+imported (or named with ``plugins``), or passed in (``load(run, model=...)``).
 """
 
 from __future__ import annotations
@@ -36,16 +40,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save_file
 
+from explorer.models import BUILDER
 from explorer.run_folder import remove_stale_tmp
 from explorer.versions import library_versions
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from torch import nn
+
     from explorer.data import Dataset
-    from explorer.models import AutoEncoder, ModelConfig
+    from explorer.models import ModelConfig
     from explorer.priors import Prior
 
 SCHEMA = "explorer.checkpoint"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 META_FILE = "checkpoint.json"
 TENSOR_FILE_KINDS = ("weights", "state")
 READ_ATTEMPTS = 5  # a reader re-reads a sidecar that changed while it opened the tensor files
@@ -86,22 +95,46 @@ class OptimizerGroup(_Strict):
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-class ModelFacts(_Strict):
-    """What fixes the model besides ``train``'s sizes (`explorer.models.FACTS`)."""
+_Shape = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=3)]
 
-    image_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+
+class Builder(_Strict):
+    """How a caller's own model is built again: ``builder`` "package.module:function" called with ``args`` (None: it
+    was saved without one, and loads only with the model passed in)."""
+
+    builder: Annotated[str, Field(pattern=BUILDER)] | None
+    args: dict[str, Any] = {}
+
+
+class ModelFacts(_Strict):
+    """What fixes the model besides ``train``'s sizes (`explorer.models.FACTS`); ``custom``: a caller's own model."""
+
+    shape: _Shape
     gaussian: bool
+    output: Literal["sigmoid", "linear"]
+    custom: Builder | None = None
+
+
+class DataFacts(_Strict):
+    """The data a run trained on (`explorer.data.Dataset.facts`); only a ``registered`` name is loaded by name."""
+
+    name: Annotated[str, Field(min_length=1)]
+    shape: _Shape
+    dtype: Literal["uint8", "float16", "bfloat16", "float32", "float64"]
+    unit_range: bool
+    registered: bool
 
 
 class Sidecar(_Strict):
-    """``checkpoint.json``, version 3. ``train`` is a `TrainConfig`, and with ``model`` it describes a
-    `ModelConfig` (`ModelConfig.for_run`), both checked by building them."""
+    """``checkpoint.json``, version 4. ``train`` is a `TrainConfig`, and with ``model`` it describes a
+    `ModelConfig` (`ModelConfig.for_run`) unless the model is the caller's own, each checked by building it."""
 
     schema_: Literal["explorer.checkpoint"] = Field(alias="schema")
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     run_id: Annotated[str, Field(min_length=1)]
     step: Annotated[int, Field(ge=0)]
     train: dict[str, Any]
+    data: DataFacts
     model: ModelFacts
     metrics: dict[str, Any] = {}
     optimizer_groups: list[OptimizerGroup] | None = None
@@ -111,16 +144,23 @@ class Sidecar(_Strict):
     @field_validator("train")
     @classmethod
     def _train(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from explorer.data import check_dataset
         from explorer.settings import TrainConfig
 
-        _built(lambda d: check_dataset(d["dataset"], **TrainConfig.from_dict(d).dataset_options), value)
+        _built(TrainConfig.from_dict, value)
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Sidecar:
+        from explorer.data import check_dataset
+
+        if self.data.registered:
+            try:
+                _built(lambda d: check_dataset(d["dataset"], **d["dataset_options"]), self.train)
+            except ValueError as error:
+                raise ValueError(f"field 'train': {error}") from None
         try:
-            model_config(self.train, self.model.model_dump())
+            if self.model.custom is None:
+                model_config(self.train, self.model.model_dump())
         except (TypeError, ValueError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise ValueError(f"field 'model' with train's sizes describes no model: {detail}") from None
@@ -130,9 +170,11 @@ class Sidecar(_Strict):
 
 
 def _dump(sidecar: Sidecar) -> dict[str, Any]:
-    """The sidecar as JSON-ready data; ``files`` lists only the files there are."""
+    """The sidecar as JSON-ready data; ``files`` lists only the files there are, ``model`` names ``custom`` only
+    for a caller's own model."""
     data = sidecar.model_dump(mode="json", by_alias=True)
     data["files"] = {kind: entry for kind, entry in data["files"].items() if entry is not None}
+    data["model"] = {key: value for key, value in data["model"].items() if key != "custom" or value is not None}
     return data
 
 
@@ -148,19 +190,25 @@ def model_config(train: dict[str, Any], model: dict[str, Any]) -> ModelConfig:
     """The `ModelConfig` a sidecar's ``train`` (the sizes) and ``model`` (the facts) describe."""
     from explorer.models import ModelConfig
 
-    return ModelConfig.for_run(train, model["image_shape"], model["gaussian"])
+    return ModelConfig.for_run(train, model["shape"], model["gaussian"], model["output"])
 
 
 def _upgrade(raw: dict[str, Any], version: int) -> dict[str, Any]:
-    """A version 1 or 2 sidecar in version 3's shape.
+    """A version 1, 2 or 3 sidecar in version 4's shape.
 
     From version 1: the top-level prior, seed and dataset copies (all also in ``train``) are dropped and the run
     id derives from the weights' hash. From versions 1 and 2: the ``objective`` entry (``train`` names the
-    objective and its options) and ``model``'s copies of ``train``'s sizes are dropped."""
+    objective and its options) and ``model``'s copies of ``train``'s sizes are dropped. From versions 1 to 3: the
+    image shape becomes ``model.shape`` with a sigmoid output, and ``data`` describes the registered uint8 dataset
+    ``train`` names."""
     out = {k: v for k, v in raw.items() if k not in ("prior", "seed", "dataset", "objective")}
     out["schema_version"] = SCHEMA_VERSION
-    if isinstance(out.get("model"), dict):
-        out["model"] = {k: v for k, v in out["model"].items() if k in ("image_shape", "gaussian")}
+    model, train = out.get("model"), out.get("train")
+    if isinstance(model, dict):
+        out["model"] = {"shape": model.get("image_shape"), "gaussian": model.get("gaussian"), "output": "sigmoid"}
+        if isinstance(train, dict):
+            out.setdefault("data", {"name": train.get("dataset"), "shape": model.get("image_shape"), "dtype": "uint8",
+                                    "unit_range": True, "registered": True})
     if version == 1:
         try:
             out.setdefault("run_id", "v1-" + str(raw["files"]["weights"]["sha256"])[:16])
@@ -179,7 +227,7 @@ def _field_errors(error: ValidationError) -> str:
 
 
 def validate_sidecar(raw: Any, source: Path) -> Sidecar:
-    """``raw`` (a parsed ``checkpoint.json``, version 1 to 3) as a `Sidecar`, or a CheckpointError naming the
+    """``raw`` (a parsed ``checkpoint.json``, version 1 to 4) as a `Sidecar`, or a CheckpointError naming the
     file and the field."""
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
         found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
@@ -310,7 +358,7 @@ def _read_sidecar(path: Path) -> tuple[dict[str, Any], Path, bytes]:
 
 
 def read_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """Read and validate the sidecar of a run folder (or of the ``checkpoint.json`` path itself), in version 3's
+    """Read and validate the sidecar of a run folder (or of the ``checkpoint.json`` path itself), in version 4's
     shape whatever version the file has."""
     meta, run_dir, _ = _read_sidecar(Path(path))
     return meta, run_dir
@@ -442,7 +490,7 @@ def restore_generator(generator: torch.Generator, tensors: dict[str, torch.Tenso
 class TrainedModel:
     """A trained autoencoder opened from a checkpoint: ``encode``, ``decode``, ``config`` and friends."""
 
-    model: AutoEncoder
+    model: nn.Module
     config: dict[str, Any]
     path: Path
 
@@ -452,7 +500,7 @@ class TrainedModel:
 
     @property
     def latent_dim(self) -> int:
-        return self.model.config.latent_dim
+        return int(self.config["train"]["latent_dim"])
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -471,32 +519,64 @@ class TrainedModel:
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Codes (the encoder mean) of images ``x``: uint8 [n, C, H, W] or float in [0, 1]."""
-        chunks = []
-        for part in torch.split(x, batch_size):
-            part = part.to(self._device())
-            part = part.float() / 255 if part.dtype == torch.uint8 else part.float()
-            chunks.append(self.model.encode(part).cpu())
-        return torch.cat(chunks)
+        """Codes (the encoder mean) of inputs ``x`` [n, *shape] as stored (uint8 pixels or floats, `as_inputs`)."""
+        from explorer.data import as_inputs
+
+        return torch.cat([self.model.encode(as_inputs(part.to(self._device()))).cpu()
+                          for part in torch.split(x, batch_size)])
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Images (float in [0, 1]) decoded from codes ``z`` [n, d]."""
+        """Inputs (float; in [0, 1] for data in [0, 1]) decoded from codes ``z`` [n, d]."""
         return torch.cat([self.model.decode(p.to(self._device()).float()).cpu() for p in torch.split(z, batch_size)])
 
     def load_dataset(self, **overrides: Any) -> Dataset:
-        """The dataset this model was trained on (options may be overridden, e.g. ``root=``)."""
+        """The dataset this model was trained on (options may be overridden, e.g. ``root=``); a CheckpointError for
+        data that was passed in rather than registered by name."""
         from explorer.data import load_dataset
 
-        train = self.config["train"]
+        data, train = self.config["data"], self.config["train"]
+        if not data["registered"]:
+            raise CheckpointError(f"{self.path / META_FILE}: the model was trained on data passed in "
+                                  f"({data['name']!r}, {data['dtype']} {data['shape']}), not a registered dataset; "
+                                  "pass that data yourself, e.g. evaluate(trained, as_dataset(my_data))")
         return load_dataset(train["dataset"], **{**train["dataset_options"], **overrides})
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Open a trained model from a run folder (or its ``checkpoint.json``) for inspection, in eval mode."""
-    from explorer.models import build_model
+def model_for(meta: dict[str, Any], run_dir: Path, model: nn.Module | None = None,
+              plugins: Sequence[str] = ()) -> nn.Module:
+    """The module a checkpoint's weights go into: ``model`` if given, else the built-in model the sidecar describes,
+    else a caller's model rebuilt by its recorded builder from a module already imported (``plugins`` names modules
+    to import first); a CheckpointError naming the builder and how to make it resolvable otherwise."""
+    import importlib
 
+    from explorer.models import as_model, build_model, resolve_builder
+
+    if model is not None:
+        return as_model(model)
+    custom = meta["model"].get("custom")
+    if custom is None:
+        return build_model(model_config(meta["train"], meta["model"]))
+    for plugin in plugins:
+        try:
+            importlib.import_module(plugin)
+        except ImportError as error:
+            raise CheckpointError(f"plugin {plugin!r} cannot be imported: {error}") from error
+    where = run_dir / META_FILE
+    if custom["builder"] is None:
+        raise CheckpointError(f"{where}: the run trained a model of your own saved without a builder; pass the model "
+                              "to load its weights into: explorer.load(run, model=my_model)")
+    try:
+        return resolve_builder(custom["builder"], custom["args"])
+    except (LookupError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{where}: cannot build the model: {error}") from error
+
+
+def load(path: str | Path, device: str | torch.device = "cpu", model: nn.Module | None = None,
+         plugins: Sequence[str] = ()) -> TrainedModel:
+    """Open a trained model from a run folder (or its ``checkpoint.json``) for inspection, in eval mode; a caller's
+    own model is rebuilt as `model_for` says (``model``: the module to load the weights into)."""
     meta, run_dir, tensors = read_checkpoint(path)
-    model = build_model(model_config(meta["train"], meta["model"]))  # the sidecar's validation built it once
-    load_into(model, tensors["weights"], "model.", run_dir / meta["files"]["weights"]["name"])
-    return TrainedModel(model=model.to(device).eval(), config=meta, path=run_dir)
+    module = model_for(meta, run_dir, model, plugins)
+    load_into(module, tensors["weights"], "model.", run_dir / meta["files"]["weights"]["name"])
+    return TrainedModel(model=module.to(device).eval(), config=meta, path=run_dir)

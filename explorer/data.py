@@ -1,7 +1,9 @@
 """Datasets: one registry, one small `Dataset` contract, one loader per source.
 
     ds = load_dataset("shapes", size=32)
-    x = ds.images(torch.tensor([0, 5, 7]))     # uint8 [3, 1, 32, 32]
+    x = ds.items(torch.tensor([0, 5, 7]))      # as stored: uint8 [3, 1, 32, 32]
+    x = ds.inputs(torch.tensor([0, 5, 7]))     # model inputs: float32 in [0, 1]
+    mine = as_dataset(float_vectors, name="mine")  # any tensor, array or torch Dataset, checked
     same = load_dataset(**ds.to_dict())         # the spec rebuilds the same data (a checkpoint stores it)
 
 Sources (`DATASETS`):
@@ -50,6 +52,9 @@ __all__ = [
     "DatasetNotFoundError",
     "ShapesDataset",
     "TensorDataset",
+    "TorchDataset",
+    "as_dataset",
+    "as_inputs",
     "check_dataset",
     "data_root",
     "dataset_presets",
@@ -76,46 +81,107 @@ def data_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get(ENV_VAR) or DEFAULT_ROOT).expanduser()
 
 
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+SAMPLE = 2048  # items drawn (with a fixed seed) to check values and to compute the output means
+
+
+def value_scale(dtype: torch.dtype) -> float:
+    """What stored values are divided by to become model inputs: 255 for uint8 pixels, 1 for floats."""
+    return 255.0 if dtype == torch.uint8 else 1.0
+
+
+def as_inputs(values: Tensor) -> Tensor:
+    """Model inputs (float32) of stored values: uint8 pixels / 255, floats as they are."""
+    scale = value_scale(values.dtype)
+    return values.float() if scale == 1 else values.float() / scale
+
+
+def _check_dtype(name: str, dtype: torch.dtype) -> None:
+    if dtype != torch.uint8 and dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name}: data of dtype {dtype} cannot train an autoencoder; pass uint8 pixels (0-255) "
+                         "or floating-point values, e.g. data.float()")
+
+
 class Dataset:
-    """N images of shape `image_shape` (C, H, W), served as uint8 by index, with optional factors / labels.
+    """N items of one `shape`: images (C, H, W) or vectors (D,), served as stored (`items`: uint8 pixels or floats)
+    or as model inputs (`inputs`: float), with optional factors / labels.
 
     `spec` (set by `load_dataset`) is ``{"name": ..., ["root": ...,] **options}`` with every option resolved,
-    so ``load_dataset(**ds.to_dict())`` rebuilds the same dataset.
+    so ``load_dataset(**ds.to_dict())`` rebuilds the same dataset; ``registered`` says whether it came from there.
     """
 
     def __init__(
         self,
         name: str,
-        image_shape: Sequence[int],
+        shape: Sequence[int],
         factor_names: Sequence[str] = (),
         factors: np.ndarray | None = None,
         labels: np.ndarray | None = None,
+        dtype: torch.dtype = torch.uint8,
     ) -> None:
         self.name = name
-        c, h, w = (int(s) for s in image_shape)
-        self.image_shape = (c, h, w)
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) not in (1, 3) or min(self.shape, default=0) < 1:
+            raise ValueError(f"{name}: an item must be an image (C, H, W) or a vector (D,), got shape {self.shape}")
+        _check_dtype(name, dtype)
+        self.dtype = dtype
         self.factor_names = tuple(factor_names)
         self.factors = factors
         self.labels = labels
         self.spec: dict[str, Any] = {"name": name}
+        self.registered = False
+        self._unit_range: bool | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError
 
-    def images(self, index: Tensor) -> Tensor:
-        """uint8 [b, C, H, W] for int64 indices [b]."""
+    def items(self, index: Tensor) -> Tensor:
+        """The stored items [b, *shape] (dtype `dtype`) for int64 indices [b]."""
         raise NotImplementedError
+
+    def inputs(self, index: Tensor) -> Tensor:
+        """Model inputs, float32 [b, *shape], for int64 indices [b] (`as_inputs` of the stored items)."""
+        return as_inputs(self.items(index))
+
+    @property
+    def is_images(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def unit_range(self) -> bool:
+        """Whether the inputs lie in [0, 1] (uint8 always; floats: checked on a sample), which makes the decoder's
+        output a sigmoid rather than linear."""
+        if self._unit_range is None:
+            self._unit_range = self.dtype == torch.uint8 or bool(_in_unit_range(self.inputs(self.sample())))
+        return self._unit_range
+
+    def sample(self, n: int = SAMPLE) -> Tensor:
+        """n indices drawn with a fixed seed (not a run's generator): the items checks and means look at."""
+        return torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:n]
+
+    def check(self) -> None:
+        """Raise one ValueError, before any training, if the dataset is empty or a sample of it holds NaN or inf."""
+        if len(self) == 0:
+            raise ValueError(f"{self.name}: the dataset is empty; pass at least one item")
+        if self.dtype != torch.uint8 and not bool(torch.isfinite(self.inputs(self.sample())).all()):
+            raise ValueError(f"{self.name}: the data holds NaN or inf values (found in a sample of "
+                             f"{min(SAMPLE, len(self))} items); replace or drop them before training")
+
+    def facts(self) -> dict[str, Any]:
+        """What a checkpoint records about the data: name, shape, dtype, value range, whether it is registered."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": str(self.dtype).removeprefix("torch."),
+                "unit_range": self.unit_range, "registered": self.registered}
 
     @property
     def nbytes(self) -> int:
-        return len(self) * math.prod(self.image_shape)
+        return len(self) * math.prod(self.shape) * self.dtype.itemsize
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.spec)
 
     def describe(self) -> str:
-        c, h, w = self.image_shape
-        parts = [f"{self.name}: {len(self):,} images {c}x{h}x{w}"]
+        kind = "images" if self.is_images else "vectors"
+        parts = [f"{self.name}: {len(self):,} {kind} {'x'.join(map(str, self.shape))}"]
         if self.factor_names:
             parts.append(f"factors {', '.join(self.factor_names)}")
         if self.labels is not None:
@@ -126,20 +192,121 @@ class Dataset:
         return f"<{type(self).__name__} {self.describe()}>"
 
 
+def _in_unit_range(x: Tensor) -> Tensor:
+    return (x.min() >= 0) & (x.max() <= 1) if x.numel() else torch.tensor(True)
+
+
 class TensorDataset(Dataset):
-    """A dataset held in memory as one uint8 tensor `data` [N, C, H, W]."""
+    """A dataset held in memory as one tensor `data`: images [N, C, H, W] or vectors [N, D], uint8 or float."""
 
     def __init__(self, name: str, data: Tensor, **kwargs: Any) -> None:
-        if data.dtype != torch.uint8 or data.ndim != 4:
-            raise ValueError(f"{name}: data must be uint8 [N, C, H, W], got {data.dtype} {tuple(data.shape)}")
-        super().__init__(name, data.shape[1:], **kwargs)
+        if data.ndim not in (2, 4):
+            raise ValueError(f"{name}: data must be images [N, C, H, W] or vectors [N, D], got shape "
+                             f"{tuple(data.shape)}")
+        super().__init__(name, data.shape[1:], dtype=data.dtype, **kwargs)
         self.data = data
 
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def images(self, index: Tensor) -> Tensor:
+    def items(self, index: Tensor) -> Tensor:
         return self.data[torch.as_tensor(index, dtype=torch.long)]
+
+
+class TorchDataset(Dataset):
+    """A `torch.utils.data.Dataset` read item by item: each item is the input, or a tuple (input, label or factor
+    vector, ...). Labels and factors, when the items carry them, are read once, the first time they are asked for."""
+
+    def __init__(self, name: str, source: Any) -> None:
+        self.source = source
+        self._extras: tuple[np.ndarray | None, np.ndarray | None] | None = None
+        first = self._input(0)
+        super().__init__(name, first.shape, dtype=first.dtype)
+        self._carries_extras = isinstance(source[0], (tuple, list)) and len(source[0]) > 1
+        for i in self.sample(64).tolist():
+            item = self._input(i)
+            if tuple(item.shape) != self.shape or item.dtype != self.dtype:
+                raise ValueError(f"{name}: the items disagree: item 0 is {self.dtype} {self.shape}, item {i} is "
+                                 f"{item.dtype} {tuple(item.shape)}; every item must have one shape and dtype")
+
+    def _input(self, i: int) -> Tensor:
+        item = self.source[i]
+        return torch.as_tensor(np.asarray(item[0] if isinstance(item, (tuple, list)) else item))
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def items(self, index: Tensor) -> Tensor:
+        index = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        if index.numel() == 0:
+            return torch.empty((0, *self.shape), dtype=self.dtype)
+        return torch.stack([self._input(i) for i in index.tolist()])
+
+    def _read_extras(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self._extras is None:
+            labels, factors = [], []
+            for i in range(len(self) if self._carries_extras else 0):
+                extra = np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1) for e in self.source[i][1:]])
+                (labels if extra.size == 1 else factors).append(extra)
+            self._extras = (np.asarray(labels, dtype=np.int64).reshape(-1) if labels else None,
+                            np.stack(factors) if factors else None)
+        return self._extras
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return self._read_extras()[0]
+
+    @labels.setter
+    def labels(self, value: np.ndarray | None) -> None:
+        """Set by `Dataset.__init__` (to None): the labels come from the items."""
+
+    @property
+    def factors(self) -> np.ndarray | None:
+        return self._read_extras()[1]
+
+    @factors.setter
+    def factors(self, value: np.ndarray | None) -> None:
+        """Set by `Dataset.__init__` (to None): the factors come from the items."""
+
+
+def as_dataset(
+    data: Any,
+    name: str = "data",
+    labels: Any = None,
+    factors: Any = None,
+    factor_names: Sequence[str] = (),
+) -> Dataset:
+    """Any data as a `Dataset`, checked before any training: a `Dataset` (returned as it is), a
+    `torch.utils.data.Dataset` (items: the input, or a tuple (input, label or factor vector)), or a tensor or
+    NumPy array of images [N, C, H, W] or [N, H, W] (one channel) or vectors [N, D], uint8 pixels or floats.
+
+    ``labels`` [N] (class ids) and ``factors`` [N, k] (ground truth, named by ``factor_names``) of a tensor or an
+    array (a torch Dataset's items carry their own) colour the explorer's scatter and feed the supervised metrics.
+    Raises one ValueError naming what is wrong and what to do for a dtype that is neither uint8 nor floating, items
+    of different shapes, NaN or inf values, or empty data.
+    """
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, torch.utils.data.Dataset):
+        dataset = TorchDataset(name, data)
+    else:
+        if not isinstance(data, (Tensor, np.ndarray)):
+            raise ValueError(f"{name}: cannot train on a {type(data).__name__}; pass a tensor, a NumPy array or a "
+                             "torch.utils.data.Dataset")
+        if isinstance(data, np.ndarray) and data.dtype.kind not in "uf":
+            raise ValueError(f"{name}: data of dtype {data.dtype} cannot train an autoencoder; pass uint8 pixels "
+                             "(0-255) or floating-point values, e.g. data.astype(np.float32)")
+        tensor = torch.as_tensor(data)
+        _check_dtype(name, tensor.dtype)
+        dataset = TensorDataset(name, tensor.unsqueeze(1) if tensor.ndim == 3 else tensor,
+                                labels=None if labels is None else np.asarray(labels).reshape(-1),
+                                factors=None if factors is None else np.asarray(factors, dtype=np.float64),
+                                factor_names=factor_names)
+    for what, values in (("labels", dataset.labels), ("factors", dataset.factors)):
+        if values is not None and len(values) != len(dataset):
+            raise ValueError(f"{name}: {len(values)} {what} for {len(dataset)} items; pass one per item")
+    dataset.check()
+    return dataset
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -176,6 +343,7 @@ def load_dataset(
     resolved = check_dataset(name, **options)
     dataset = DATASETS[name](root, download, **resolved)
     dataset.spec = {"name": name, **({"root": str(root)} if root is not None else {}), **resolved}
+    dataset.registered = True
     return dataset
 
 
@@ -285,10 +453,10 @@ class ShapesDataset(Dataset):
         """Dataset indices [b] of per-factor indices [b, 5]."""
         return np.ravel_multi_index(tuple(np.asarray(factor_indices).T), self.FACTOR_SIZES)
 
-    def images(self, index: Tensor) -> Tensor:
+    def items(self, index: Tensor) -> Tensor:
         index = torch.as_tensor(index, dtype=torch.long).reshape(-1)
         if index.numel() == 0:
-            return torch.empty((0, *self.image_shape), dtype=torch.uint8)
+            return torch.empty((0, *self.shape), dtype=torch.uint8)
         if index.min() < 0 or index.max() >= len(self):
             low, high = int(index.min()), int(index.max())
             raise IndexError(f"shapes: indices must lie in [0, {len(self)}), got [{low}, {high}]")

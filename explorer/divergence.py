@@ -7,10 +7,9 @@ goes back to a copy of the training state at the last step within bounds, kept a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 if TYPE_CHECKING:
     from explorer.training import Trainer
@@ -23,32 +22,16 @@ class TrainingError(RuntimeError):
     """Training stopped because it diverged: the loss, its gradient or the codes stopped being finite or exploded."""
 
 
-class _CodeScale:
-    """Forward hook on the encoder: the largest |output| of the last forward (a device scalar, no sync)."""
+class DivergenceGuard:
+    """Watches a trainer's steps: `check_forward` before the backward pass (given the largest |code| of the step's
+    forward), `check_gradient` after it; each raises `TrainingError` when the run diverges. It holds no reference to
+    the trainer, whose collection frees its run folder."""
 
     def __init__(self) -> None:
-        self.value: torch.Tensor | None = None
-
-    def __call__(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-        self.value = output.detach().abs().amax().float()
-
-
-class DivergenceGuard:
-    """Watches a trainer's steps: `code_scale` for the step's codes, `check_forward` before the backward pass,
-    `check_gradient` after it; each raises `TrainingError` when the run diverges. It holds no reference to the
-    trainer (whose collection frees its run folder), only to the hook on ``encoder``."""
-
-    def __init__(self, encoder: nn.Module) -> None:
-        self._scale = _CodeScale()
-        encoder.register_forward_hook(self._scale)
         self._first_loss: float | None = None
         self._kept_step: int | None = None
         self._kept: list[torch.Tensor] = []
         self._kept_generator: torch.Tensor | None = None
-
-    def code_scale(self, like: torch.Tensor) -> torch.Tensor:
-        """The largest |code| of the last forward, a scalar tensor like ``like``."""
-        return self._scale.value if self._scale.value is not None else like.new_zeros(())
 
     def check_forward(self, trainer: Trainer, values: dict[str, float], code_scale: float, x: torch.Tensor,
                       generator_state: torch.Tensor) -> None:

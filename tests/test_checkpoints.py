@@ -43,16 +43,16 @@ def test_load_gives_the_trained_model_and_its_description(run, digits):
     assert trained.prior == Laplace(3, scale=0.5)
     assert trained.config["train"]["dataset"] == "digits"  # the dataset, prior and seed are stored once: in train
     assert {"torch", "safetensors", "explorer"} <= set(trained.config["versions"])
-    images = digits.images(torch.arange(50))
+    images = digits.items(torch.arange(50))
     with torch.no_grad():
         expected = run.model.eval().encode(images.float() / 255)
     assert torch.allclose(trained.encode(images), expected, atol=1e-6)
     decoded = trained.decode(trained.encode(images))
-    assert decoded.shape == (50, *digits.image_shape)
+    assert decoded.shape == (50, *digits.shape)
     assert 0 <= decoded.min() and decoded.max() <= 1
     # the sidecar path opens the same checkpoint
     assert explorer.load(run.out / "checkpoint.json").step == 4
-    assert trained.load_dataset().image_shape == digits.image_shape
+    assert trained.load_dataset().shape == digits.shape
 
 
 def test_optimizer_state_round_trips(run):
@@ -164,7 +164,7 @@ def test_prior_in_the_sidecar_rebuilds(run):
     # stored once: not beside train, and no objective description beside train's objective
     raw = json.loads((run.out / "checkpoint.json").read_text())
     assert "prior" not in raw and "objective" not in raw and "seed" not in raw and "dataset" not in raw
-    assert raw["model"] == {"image_shape": [1, 8, 8], "gaussian": False}  # the sizes are train's
+    assert raw["model"] == {"shape": [1, 8, 8], "gaussian": False, "output": "sigmoid"}  # the sizes are train's
 
 
 # ----------------------------------------------------------------------------------------------- reliability
@@ -247,7 +247,7 @@ def test_tensor_files_that_do_not_fit_are_refused_before_the_first_step(run, dig
         open_[opening](run.out)
 
 
-def test_a_shipped_version_1_checkpoint_loads_and_continues_as_version_3(tmp_path, digits):
+def test_a_shipped_version_1_checkpoint_loads_and_continues_as_the_current_version(tmp_path, digits):
     from explorer.paper.shipped import checkpoints_root
 
     source = checkpoints_root() / "engineered" / "xy" / "uniform-seed0"
@@ -256,12 +256,14 @@ def test_a_shipped_version_1_checkpoint_loads_and_continues_as_version_3(tmp_pat
     trained = explorer.load(source)
     assert trained.step == 2000 and trained.latent_dim == 2
     assert trained.prior == from_dict(raw["prior"]) and trained.config["run_id"].startswith("v1-")
-    assert "objective" not in trained.config and trained.config["schema_version"] == 3
-    # a new run from its weights writes version 3, the prior once
+    assert "objective" not in trained.config and trained.config["schema_version"] == checkpoints.SCHEMA_VERSION
+    assert trained.config["data"] == {"name": "xy", "shape": [1, 32, 32], "dtype": "uint8", "unit_range": True,
+                                      "registered": True}
+    # a new run from its weights writes the current version, the prior once
     trainer = Trainer.from_weights(source, tmp_path / "next", steps=2001, dataset=load_dataset("xy", n=256))
     trainer.run()
     written = json.loads((tmp_path / "next" / "checkpoint.json").read_text())
-    assert written["schema_version"] == 3 and written["train"]["prior"] == raw["prior"]
+    assert written["schema_version"] == checkpoints.SCHEMA_VERSION and written["train"]["prior"] == raw["prior"]
     assert explorer.load(tmp_path / "next").prior == trained.prior
 
 

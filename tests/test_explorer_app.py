@@ -26,7 +26,7 @@ CONFIG = small_config()
 
 @pytest.fixture
 def app(digits):
-    app = explorer.Explorer(CONFIG, dataset=digits, probe_size=256, refresh_hz=None)
+    app = explorer.Explorer(CONFIG, data=digits, probe_size=256, refresh_hz=None)
     yield app
     app.close()
 
@@ -227,7 +227,7 @@ def test_a_checkpoint_without_training_state_opens_as_a_new_run_elsewhere(digits
 
 def test_the_consumer_thread_applies_snapshots_while_training(digits):
     config = dataclasses.replace(CONFIG, steps=100_000)
-    app = explorer.Explorer(config, dataset=digits, probe_size=256, refresh_hz=5)
+    app = explorer.Explorer(config, data=digits, probe_size=256, refresh_hz=5)
     try:
         app.panel.start.click()
         wait_until(lambda: app.last_snapshot is not None and app.last_snapshot.step > 50)
@@ -321,7 +321,7 @@ def test_settings_changed_is_derived_at_the_precision_the_controls_show(app):
 
 
 def test_a_vae_disables_the_prior_tab_with_a_sentence_why(digits):
-    app = explorer.Explorer(dataclasses.replace(CONFIG, objective="vae"), dataset=digits, probe_size=64,
+    app = explorer.Explorer(dataclasses.replace(CONFIG, objective="vae"), data=digits, probe_size=64,
                             refresh_hz=None)
     try:
         assert app.tabs.titles[1] == "Prior (n/a)"

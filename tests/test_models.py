@@ -80,7 +80,7 @@ def test_gradients_reach_every_parameter():
 
 def test_config_round_trip_through_json():
     config = ModelConfig([3, 64, 64], 10, depth=5, width=16, gaussian=True)
-    assert config.image_shape == (3, 64, 64)
+    assert config.shape == (3, 64, 64)
     back = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert back == config and hash(back) == hash(config)
     assert ModelConfig.from_dict(ModelConfig((1, 8, 8), 2).to_dict()).resolved_depth == 2
@@ -89,13 +89,12 @@ def test_config_round_trip_through_json():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"image_shape": (3, 48, 48), "latent_dim": 4}, "image_shape"),
-        ({"image_shape": (2, 32, 32), "latent_dim": 4}, "image_shape"),
-        ({"image_shape": (1, 32, 64), "latent_dim": 4}, "image_shape"),
-        ({"image_shape": (32, 32), "latent_dim": 4}, "image_shape"),
-        ({"image_shape": (1, 32, 32), "latent_dim": 0}, "latent_dim"),
-        ({"image_shape": (1, 32, 32), "latent_dim": 4, "depth": 6}, "depth"),
-        ({"image_shape": (1, 32, 32), "latent_dim": 4, "width": 0}, "width"),
+        ({"shape": (32, 32), "latent_dim": 4}, "shape"),
+        ({"shape": (1, 0, 32), "latent_dim": 4}, "shape"),
+        ({"shape": (1, 32, 32), "latent_dim": 4, "output": "tanh"}, "output"),
+        ({"shape": (1, 32, 32), "latent_dim": 0}, "latent_dim"),
+        ({"shape": (1, 32, 32), "latent_dim": 4, "depth": 6}, "depth"),
+        ({"shape": (1, 32, 32), "latent_dim": 4, "width": 0}, "width"),
     ],
 )
 def test_config_errors(kwargs, match):
@@ -114,7 +113,7 @@ def test_wrong_input_shapes_are_rejected():
 @pytest.mark.parametrize("shape", [(1, 32, 32), (3, 32, 32), (1, 8, 8)])
 def test_output_bias_starts_the_decoder_at_the_channel_means(shape):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(image_shape=shape, latent_dim=4))
+    model = build_model(ModelConfig(shape=shape, latent_dim=4))
     means = torch.tensor([0.13, 0.5, 0.8][: shape[0]])
     model.init_output_bias(means)
     with torch.no_grad():

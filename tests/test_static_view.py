@@ -36,7 +36,7 @@ def test_the_picture_shows_every_view_with_labelled_axes():
 
 
 def test_a_displayed_explorer_leaves_a_picture_and_refreshes_it_when_training_ends(digits):
-    app = explorer.Explorer(small_config(steps=20), dataset=digits, probe_size=128, refresh_hz=None)
+    app = explorer.Explorer(small_config(steps=20), data=digits, probe_size=128, refresh_hz=None)
     try:
         with capture_output() as shown:
             display(app)

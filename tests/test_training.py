@@ -178,7 +178,7 @@ def _mmd_to_prior(trainer: Trainer, images: torch.Tensor, prior) -> float:
 def test_mmd_moves_the_aggregate_posterior_onto_a_uniform_prior_and_plain_ae_does_not():
     dataset = load_dataset("xy")
     prior = Uniform(2, low=-1.0, high=1.0)
-    images = dataset.images(torch.arange(1024))
+    images = dataset.items(torch.arange(1024))
     result = {}
     # lam = 2, the top of the paper's working range (0.1 to 2), matches the prior within this short budget;
     # the default 0.3 gets there too, in about 2,000 steps (MMD^2 1.13 -> 0.013).
@@ -234,19 +234,19 @@ class _FloatImages(Dataset):
     """A dataset whose images are floats with NaN in them (a user's own Dataset, not uint8 as documented)."""
 
     def __init__(self, nan_from: int = 0) -> None:
-        super().__init__("broken", (1, 8, 8))
+        super().__init__("broken", (1, 8, 8), dtype=torch.float32)
         self.data = torch.rand(64, 1, 8, 8) * 255
         self.data[nan_from:, 0, 0, 0] = float("nan")
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def images(self, index):
+    def items(self, index):
         return self.data[index]
 
 
 def test_nan_in_the_data_is_refused_before_training_and_named_as_the_cause():
-    with pytest.raises(ValueError, match="the dataset 'broken' has NaN or inf pixel values"):
+    with pytest.raises(ValueError, match="broken: the data holds NaN or inf values"):
         Trainer(small_config(), dataset=_FloatImages())
 
 

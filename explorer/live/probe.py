@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explorer.data import Dataset
+from explorer.data import Dataset, as_inputs
 from explorer.models import AutoEncoder
 from explorer.training import Trainer
 
@@ -27,7 +27,7 @@ class Probe:
         dataset = trainer.dataset
         size = min(size, len(dataset))
         self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
-        self.images = dataset.images(self.index)  # uint8, kept on the CPU
+        self.images = dataset.items(self.index)  # as stored, kept on the CPU
         self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
         self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
         self.factor_names = dataset.factor_names
@@ -41,7 +41,7 @@ class Probe:
     @torch.no_grad()
     def encode(self, model: AutoEncoder, rows: slice = slice(None)) -> torch.Tensor:
         device = next(model.parameters()).device
-        return model.encode(self.images[rows].to(device).float().div_(255)).cpu()
+        return model.encode(as_inputs(self.images[rows].to(device))).cpu()
 
     def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
         """The probe's codes [n, d], with the next chunk of rows (or all of them) encoded by ``model`` now."""
@@ -58,7 +58,7 @@ class Probe:
                                                                                                   np.ndarray]:
         """Probe image ``row`` and its reconstruction from ``codes[row]``, as uint8 [H, W, C]."""
         device = next(model.parameters()).device
-        original = self.images[row : row + 1].float() / 255
+        original = as_inputs(self.images[row : row + 1])
         reconstruction = model.decode(codes[row : row + 1].to(device))
         return to_hwc_uint8(original)[0], to_hwc_uint8(reconstruction)[0]
 
@@ -68,6 +68,6 @@ def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:
     """Codes of min(n, len) dataset images drawn with seed 0: the rows `explorer.metrics.evaluate` encodes."""
     rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: min(n, len(dataset))]
     device = next(model.parameters()).device
-    parts = [model.encode(dataset.images(part).to(device).float() / 255).cpu()
+    parts = [model.encode(dataset.inputs(part).to(device)).cpu()
              for part in torch.split(rows.sort().values, 1024)]
     return torch.cat(parts)

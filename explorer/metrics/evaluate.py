@@ -40,7 +40,7 @@ def encode_dataset(
     rows = rows.sort().values
     codes, accumulator = [], structure.NMSEAccumulator()
     for part in torch.split(rows, ENCODE_BATCH):
-        x = dataset.images(part).float() / 255
+        x = dataset.inputs(part)
         z = trained.encode(x)
         accumulator.update(x, trained.decode(z))
         codes.append(z.numpy())

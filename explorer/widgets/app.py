@@ -29,7 +29,7 @@ from explorer.live.follow import Follower
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
 from explorer.settings import TrainConfig
-from explorer.training import Trainer
+from explorer.training import Trainer, resolve_data
 from explorer.widgets.bokehjs import bokehjs_loader
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
@@ -62,16 +62,17 @@ class _Run:
 class Explorer:
     """The live latent-space explorer. Display it as a notebook cell's last expression.
 
-    ``Explorer()`` starts from `DEFAULT_CONFIG`; pass a `TrainConfig` (and optionally the `Dataset`) to choose,
-    or open a run with `Explorer.from_checkpoint`. ``refresh_hz=None`` starts no consumer thread: call
-    `refresh` to apply the newest snapshot yourself (tests do).
+    ``Explorer()`` starts from `DEFAULT_CONFIG`; pass a `TrainConfig`, ``data`` (anything `explorer.data.as_dataset`
+    takes) and ``model`` (your own, for the first run) to choose, or open a run with `Explorer.from_checkpoint`.
+    ``refresh_hz=None`` starts no consumer thread: call `refresh` to apply the newest snapshot yourself (tests do).
     """
 
     def __init__(
         self,
         config: TrainConfig | None = None,
         *,
-        dataset: Dataset | None = None,
+        data: Any = None,
+        model: Any = None,
         trainer: Trainer | None = None,
         probe_size: int = 512,
         refresh_hz: float | None = 4.0,
@@ -82,6 +83,7 @@ class Explorer:
         """``follow``: the run folder a `Follower` watches read-only every ``poll_s`` s (see `Explorer.follow`);
         ``rest_lps_codes``: codes of the LPS shown at rest (the notebooks' estimator; 0: the probe's only)."""
         config = trainer.config if trainer is not None else (config or DEFAULT_CONFIG)
+        dataset, config = resolve_data(config, data) if trainer is None and data is not None else (None, config)
         self.lock = threading.RLock()
         self.probe_size = probe_size
         self.following, self._poll_s, self._rest_lps_codes = follow, poll_s, rest_lps_codes
@@ -104,7 +106,7 @@ class Explorer:
         self.tabs = widgets.Tab([self.panel.widget, self.prior_tab], titles=("Train", "Prior"),
                                 layout={"width": "410px"})
         self.widget = self._views_box
-        self._run = self._open(trainer if trainer is not None else Trainer(config, dataset=self._dataset(config)))
+        self._run = self._open(trainer if trainer is not None else Trainer(config, self._dataset(config), model=model))
         self.updates = ViewUpdates(lambda: self.background, self.apply, self._on_draw_error)
         if follow is not None:
             self.background.start()
