@@ -42,6 +42,7 @@ class BackgroundTrainer(LiveRun, Callback):
         self.clock = StepClock()
         pacing = Pacing(snapshot_interval, budget, lps_interval, traversal_interval, progress_interval)
         super().__init__(trainer, probe_size, pacing, queue_size, rest_lps_codes, self.clock)
+        self.trainer = trainer
         trainer.callbacks.append(self)
 
     def start(self, steps: int | None = None) -> None:

@@ -30,6 +30,7 @@ class Follower(LiveRun):
     def __init__(self, trainer: Trainer, folder: Path, probe_size: int = 512, poll_s: float = 0.5) -> None:
         self.clock = ReportedClock()
         super().__init__(trainer, probe_size, Pacing(), queue_size=2, rest_lps_codes=0, clock=self.clock)
+        self.trainer = trainer
         self.folder, self.poll_s = Path(folder), poll_s
         self._seen: tuple[int, int, int] | None = None
 
