@@ -99,6 +99,11 @@ class BackgroundTrainer(LiveRun, Callback):
 
         return self.owner.between_steps(swap)
 
+    def close(self) -> None:
+        """Stop the thread and the LPS worker, and give back the trainer's run folder."""
+        super().close()
+        self.trainer.close()
+
     def on_step(self, trainer: Trainer, event: StepEvent) -> None:
         self.clock.step_done()
         self.maker.step_done(event)

@@ -112,13 +112,26 @@ class SnapshotMaker:
         self.progress_limiter.record(self.progress_limiter.cost, now)
         return snapshot
 
+    def _finite(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes`` with the rows the model could not encode (NaN or inf: a diverged encoder) set to 0, and the
+        views told so, once, in the message; the message goes when the codes are finite again."""
+        bad = ~torch.isfinite(codes).all(dim=1)
+        count = int(bad.sum())
+        note = "not finite (NaN or inf): the encoder has diverged; they are drawn at 0"
+        if count:
+            self.owner.say(f"{count} of the {len(codes)} probe codes at step {self.source.step} are {note}", True)
+            codes[bad] = 0.0
+        elif self.owner.message.endswith(note):
+            self.owner.say("")
+        return codes
+
     def take(self, complete: bool = False) -> Snapshot:
         """The current state as a `Snapshot` (call as the owner: it reads the model). While the model advances, only
         part of the probe is re-encoded (see `Probe.refresh`) unless ``complete``."""
         source, model, advancing = self.source, self.source.model, self.owner.advancing
         self._codes_version += 1
         prior = source.prior or standard_normal(source.latent_dim)
-        codes = self.probe.refresh(model, everything=complete or not advancing)
+        codes = self._finite(self.probe.refresh(model, everything=complete or not advancing))
         prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(source.step)).numpy()
         self.lps.update(codes, advancing)
         selected = min(self.selected, len(codes) - 1)
