@@ -1,10 +1,10 @@
 """`Follower`: the live views of a run that another process trains (the command line, torchrun), read-only.
 
 The trainer (or a `Monitor` on a loop of the user's own) writes snapshot files (`explorer.snapshot_files`,
-``--snapshot-every N``); the follower's thread polls
-the folder, loads each new file into a local copy of the model and publishes the same `Snapshot`s a
-`BackgroundTrainer` does, in state ``following``. It never writes the folder and takes no lock there, so the writer
-is never blocked; it owns its local model as a training thread does (see `explorer.live.owner`).
+``--snapshot-every N``); the follower's thread polls the folder, loads each new file into a local copy of the model
+and publishes the same `Snapshot`s a `BackgroundTrainer` does, in state ``following``. It never writes the folder
+and takes no lock there, so the writer is never blocked; it owns its local model as a training thread does (see
+`explorer.live.owner`).
 """
 
 from __future__ import annotations
