@@ -40,7 +40,8 @@ from torch.nn import functional as F
 
 from explorer import distributed
 from explorer.config import Check, from_options, integer, number, one_of, option, validate
-from explorer.mmd import ESTIMATORS, KERNELS, mmd2
+from explorer.losses import prior_mmd
+from explorer.mmd import ESTIMATORS, KERNELS
 from explorer.models import AutoEncoder
 from explorer.priors import Gaussian, Prior, from_dict
 from explorer.registry import Registry
@@ -187,15 +188,8 @@ class AEMMD(Objective):
     def regularizer(
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Terms]:
-        if self.prior.dim != z.shape[1]:
-            raise ValueError(
-                f"mmd objective: prior.dim {self.prior.dim} must equal the model's latent_dim {z.shape[1]}"
-            )
-        z = distributed.gather(z)  # the global batch under torchrun; z itself otherwise
-        target = self.prior.sample(z.shape[0], generator).to(device=z.device, dtype=z.dtype)
-        if not torch.isfinite(z).all():  # a diverged encoder: a non-finite loss, on which the trainer stops
-            return z.new_tensor(math.nan), {"mmd": z.new_tensor(math.nan)}
-        mmd = mmd2(z, target, kernel=self.config.kernel, estimator=self.config.estimator)
+        # the global batch under torchrun; NaN for a diverged encoder, on which the trainer stops
+        mmd = prior_mmd(z, self.prior, generator, self.config.kernel, self.config.estimator)
         return self.config.lam * mmd, {"mmd": mmd}
 
     def options(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Snapshot files: what a run trained elsewhere (the command line, torchrun) shows the explorer, every N steps.
 
 `SnapshotWriter`, a trainer callback (rank 0 only), writes ``live-snapshot.safetensors`` into the run folder: the
-model's weights, and in the file's metadata the step, the run's config with its current prior and the bounded loss
-history. The file is written to a temporary file and moved into place with ``os.replace``: a reader sees the
-previous file or the new one, whole, never a torn one; readers take no lock, so they never block the writer.
+model's weights, and in the file's metadata the step, the current prior, the run's config (None for a loop of the
+user's own, see `explorer.live.monitor`) and the bounded loss history. The file is written to a temporary file and
+moved into place with ``os.replace``: a reader sees the previous file or the new one, whole, never a torn one;
+readers take no lock, so they never block the writer.
 `read_snapshot` reads a file in one go (one ``read``), so a later replace cannot mix two generations.
 """
 
@@ -24,7 +25,10 @@ from explorer.checkpoints import atomic_write
 from explorer.history import BoundedHistory
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from explorer.events import StepEvent
+    from explorer.priors import Prior
     from explorer.training import Trainer
 
 SNAPSHOT_FILE = "live-snapshot.safetensors"
@@ -35,7 +39,8 @@ class LiveFile:
     """One snapshot file's content: the model's weights and the facts the writer recorded."""
 
     weights: dict[str, torch.Tensor]
-    meta: dict[str, Any]  # step, total_steps, steps_per_s, terms, run_id, train (TrainConfig dict), history
+    meta: dict[str, Any]  # step, total_steps, steps_per_s, terms, run_id, prior, train (TrainConfig dict or None),
+    # history
     signature: tuple[int, int, int]  # (inode, size, mtime_ns): a changed file is a new snapshot
 
 
@@ -61,17 +66,26 @@ class SnapshotWriter:
             self.write(trainer)
 
     def write(self, trainer: Trainer) -> Path:
-        config = trainer.config.with_prior(trainer.prior)
         event = self._event
-        meta = {"step": trainer.step, "total_steps": event.total_steps if event else trainer.config.steps,
-                "steps_per_s": event.steps_per_s if event else 0.0, "terms": event.terms if event else {},
-                "run_id": trainer.run_id, "train": config.to_dict(), "history": self.history.to_dict(),
-                "written_at": time.time()}
-        weights = {k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
-        data = save_tensors(weights, metadata={"explorer": json.dumps(meta)})
-        path = self.folder / SNAPSHOT_FILE
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-        return path
+        return write_snapshot(self.folder, trainer.model, trainer.step, trainer.prior, trainer.run_id, event,
+                              self.history, trainer.config.steps,
+                              train=trainer.config.with_prior(trainer.prior).to_dict())
+
+
+def write_snapshot(folder: Path, model: nn.Module, step: int, prior: Prior | None, run_id: str,
+                   event: StepEvent | None, history: BoundedHistory, total_steps: int,
+                   train: dict[str, Any] | None = None) -> Path:
+    """Write ``folder``'s snapshot file (atomically): ``model``'s weights and the run's facts. ``train``: the
+    `TrainConfig` that rebuilds the model (None for a model of the user's own, which the follower is given)."""
+    meta = {"step": step, "total_steps": event.total_steps if event else total_steps,
+            "steps_per_s": event.steps_per_s if event else 0.0, "terms": event.terms if event else {},
+            "run_id": run_id, "prior": None if prior is None else prior.to_dict(), "train": train,
+            "history": history.to_dict(), "written_at": time.time()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    data = save_tensors(weights, metadata={"explorer": json.dumps(meta)})
+    path = Path(folder) / SNAPSHOT_FILE
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return path
 
 
 def signature(folder: Path) -> tuple[int, int, int] | None:

@@ -178,6 +178,15 @@ class Trainer:
         return self.batches.resident is not None
 
     @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def total_steps(self) -> int:
+        """The steps the config asks for (`run` may be given another total)."""
+        return self.config.steps
+
+    @property
     def prior(self) -> Prior | None:
         """The prior the objective matches; assigning one takes effect at the next step."""
         return self.objective.prior if self.objective.takes_prior else None

@@ -1,12 +1,16 @@
-"""Helpers the test files import: the small training setting they share, and a context manager that owns a
-background run for the length of a ``with`` block."""
+"""Helpers the test files import: the small training setting they share, a context manager that owns a
+background run for the length of a ``with`` block, and a user's own model and loop step (for the monitor)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import torch
+from torch import nn
 
 from explorer.live import BackgroundTrainer
 from explorer.settings import TrainConfig
@@ -34,3 +38,40 @@ def running(owner: Any, timeout: float = 10.0) -> Iterator[Any]:
         background = background or owner.background  # an Explorer's Start may have made a new run
         background.stop(timeout=timeout)
         background.join(timeout=timeout)
+
+
+class TinyAE(nn.Module):
+    """A user's own autoencoder, not one of explorer's: ``encode`` / ``decode`` of images [n, C, H, W] in [0, 1].
+
+    ``calls`` records (training mode, gradients enabled) of every encode; ``broken`` makes encode return NaN."""
+
+    def __init__(self, shape: tuple[int, int, int], latent_dim: int = 3) -> None:
+        super().__init__()
+        size = shape[0] * shape[1] * shape[2]
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(size, 32), nn.ReLU(), nn.Dropout(0.1),
+                                     nn.Linear(32, latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, 32), nn.ReLU(), nn.Linear(32, size), nn.Sigmoid(),
+                                     nn.Unflatten(1, shape))
+        self.calls: list[tuple[bool, bool]] = []
+        self.broken = False
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        z = self.encoder(x)
+        return torch.full_like(z, math.nan) if self.broken else z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
+def user_step(model: TinyAE, mmd_prior: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+              lam: float = 1.0) -> dict[str, torch.Tensor]:
+    """One step of a plain PyTorch AE-MMD loop of the user's own: its loss terms."""
+    z = model.encode(x)
+    recon = (model.decode(z) - x).square().flatten(1).sum(1).mean()
+    mmd = mmd_prior(z)
+    loss = recon + lam * mmd
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.detach(), "recon": recon.detach(), "mmd": mmd.detach()}

@@ -80,3 +80,9 @@ def test_cpu_recipe_plateau_is_the_first_budget_near_the_lowest_and_none_while_s
     assert plateau([0.60, 0.45, 0.41, 0.40], images, 0.03) == 4
     assert plateau([0.60, 0.45, 0.47, 0.44], images, 0.03) == 2  # noise after the drop
     assert plateau([0.60, 0.45, 0.41, 0.35], images, 0.03) is None  # the last doubling still gained 0.06
+
+
+def test_monitor_overhead_smoke_compares_a_monitored_loop_with_the_plain_one(monkeypatch, capsys):
+    result = run_json("monitor_overhead.py", "--smoke", monkeypatch=monkeypatch, capsys=capsys)
+    monitored = next(row for row in result["rows"] if row["run"].startswith("with Monitor"))
+    assert monitored["ratio"] > 0 and 0 < result["snapshot_share"] < 1

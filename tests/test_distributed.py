@@ -15,7 +15,10 @@ from safetensors.torch import load_file
 
 import explorer
 from explorer import distributed
+from explorer.snapshot_files import SNAPSHOT_FILE
 from explorer.training import TrainConfig, Trainer, check_distributed
+from tests.helpers import TinyAE
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.distributed
@@ -137,3 +140,28 @@ def test_without_a_process_group_the_helpers_are_one_process():
     assert distributed.gather(x) is x
     assert distributed.mean_over_ranks({"loss": 1.5}, torch.device("cpu")) == {"loss": 1.5}
     assert distributed.init_from_env("cpu") is (False if not distributed.launched() else True)
+
+
+def test_a_users_own_two_process_loop_with_a_monitor_on_rank_0_is_followed_live(tmp_path, digits):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "tests/monitored_worker.py", str(out), "1000000"]
+    loop = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    app = None
+    try:
+        wait_until(lambda: (out / SNAPSHOT_FILE).exists() or loop.poll() is not None, timeout=120)
+        assert loop.poll() is None, loop.stderr.read().decode()[-3000:]
+        app = explorer.Explorer.follow(out, model=TinyAE(digits.shape), data=digits, poll_s=0.05,
+                                       probe_size=64, refresh_hz=None)
+        first = app.refresh(timeout=10)
+        assert first.state == "following" and first.total_steps == 1_000_000 and first.step % 5 == 0
+        wait_until(lambda: (app.refresh(timeout=1) or first).step > first.step, timeout=60)
+        snapshot = app.last_snapshot
+        assert set(snapshot.history) == {"loss", "recon"} and len(snapshot.codes) == 64
+        assert app.panel.start.disabled and app.panel.save.disabled
+    finally:
+        if app is not None:
+            app.close()
+        loop.terminate()
+        loop.wait(timeout=30)

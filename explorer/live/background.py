@@ -42,6 +42,7 @@ class BackgroundTrainer(LiveRun, Callback):
         self.clock = StepClock()
         pacing = Pacing(snapshot_interval, budget, lps_interval, traversal_interval, progress_interval)
         super().__init__(trainer, probe_size, pacing, queue_size, rest_lps_codes, self.clock)
+        self.trainer = trainer
         trainer.callbacks.append(self)
 
     def start(self, steps: int | None = None) -> None:
@@ -97,6 +98,11 @@ class BackgroundTrainer(LiveRun, Callback):
             return self.maker.publish()
 
         return self.owner.between_steps(swap)
+
+    def close(self) -> None:
+        """Stop the thread and the LPS worker, and give back the trainer's run folder."""
+        super().close()
+        self.trainer.close()
 
     def on_step(self, trainer: Trainer, event: StepEvent) -> None:
         self.clock.step_done()

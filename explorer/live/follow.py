@@ -1,9 +1,10 @@
 """`Follower`: the live views of a run that another process trains (the command line, torchrun), read-only.
 
-The trainer writes snapshot files (`explorer.snapshot_files`, ``--snapshot-every N``); the follower's thread polls
-the folder, loads each new file into a local copy of the model and publishes the same `Snapshot`s a
-`BackgroundTrainer` does, in state ``following``. It never writes the folder and takes no lock there, so the writer
-is never blocked; it owns its local model as a training thread does (see `explorer.live.owner`).
+The trainer (or a `Monitor` on a loop of the user's own) writes snapshot files (`explorer.snapshot_files`,
+``--snapshot-every N``); the follower's thread polls the folder, loads each new file into a local copy of the model
+and publishes the same `Snapshot`s a `BackgroundTrainer` does, in state ``following``. It never writes the folder
+and takes no lock there, so the writer is never blocked; it owns its local model as a training thread does (see
+`explorer.live.owner`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from torch import nn
+
 from explorer import snapshot_files
+from explorer.data import Dataset
 from explorer.events import StepEvent
 from explorer.history import BoundedHistory
+from explorer.live.monitor import LoopRun
 from explorer.live.pacing import ReportedClock
 from explorer.live.run import LiveRun
 from explorer.live.snapshots import HISTORY_POINTS, Pacing
+from explorer.live.source import LiveSource
 from explorer.live.state import RunState
 from explorer.priors import from_dict
 from explorer.settings import TrainConfig
@@ -27,27 +33,41 @@ class Follower(LiveRun):
     """Polls ``folder`` every ``poll_s`` s and shows each new snapshot file; commands (select, publish) run between
     two polls."""
 
-    def __init__(self, trainer: Trainer, folder: Path, probe_size: int = 512, poll_s: float = 0.5) -> None:
+    def __init__(self, source: LiveSource, folder: Path, probe_size: int = 512, poll_s: float = 0.5) -> None:
         self.clock = ReportedClock()
-        super().__init__(trainer, probe_size, Pacing(), queue_size=2, rest_lps_codes=0, clock=self.clock)
+        super().__init__(source, probe_size, Pacing(), queue_size=2, rest_lps_codes=0, clock=self.clock)
         self.folder, self.poll_s = Path(folder), poll_s
         self._seen: tuple[int, int, int] | None = None
 
     @staticmethod
-    def trainer_for(folder: Path, timeout: float = 60.0) -> Trainer:
-        """A trainer (writing nowhere) holding the newest snapshot of ``folder``; waits up to ``timeout`` s for
-        the first one, then raises FileNotFoundError saying how to get one."""
+    def source_for(folder: Path, model: nn.Module | None = None, data: Dataset | None = None,
+                   timeout: float = 60.0) -> LiveSource:
+        """What the newest snapshot of ``folder`` shows: a `Trainer` (writing nowhere) rebuilt from the file's
+        config, or, for a loop of the user's own (`explorer.live.monitor.Monitor`), its ``model`` (loaded with the
+        file's weights) and ``data``. Waits up to ``timeout`` s for the first file, then raises FileNotFoundError
+        saying how to get one."""
         deadline = time.monotonic() + timeout
         while (live := snapshot_files.read_snapshot(folder)) is None:
             if time.monotonic() > deadline:
                 raise FileNotFoundError(f"{folder} holds no {snapshot_files.SNAPSHOT_FILE} after {timeout:g} s: "
-                                        "train with --snapshot-every N (TrainConfig.snapshot_every) to follow a run")
+                                        "train with --snapshot-every N (TrainConfig.snapshot_every), or give your "
+                                        "loop's Monitor out= and snapshot_every=, to follow a run")
             time.sleep(0.1)
-        config = TrainConfig.from_dict({**live.meta["train"], "device": "cpu"})
-        trainer = Trainer(config, run_id=live.meta["run_id"])
-        trainer.model.load_state_dict(live.weights)
-        trainer.step = live.meta["step"]
-        return trainer
+        meta = live.meta
+        if model is None:
+            if meta["train"] is None:
+                raise ValueError(f"{folder} is the run of a loop of your own (a Monitor): pass its model= and data= "
+                                 "to follow it")
+            source: LiveSource = Trainer(TrainConfig.from_dict({**meta["train"], "device": "cpu"}),
+                                         run_id=meta["run_id"])
+        elif data is None:
+            raise ValueError("following a model of your own needs its data= too (the probe images it encodes)")
+        else:
+            prior = None if meta["prior"] is None else from_dict(meta["prior"])
+            source = LoopRun(model, data, prior, meta["total_steps"], run_id=meta["run_id"])
+        source.model.load_state_dict(live.weights)
+        source.step = meta["step"]
+        return source
 
     def start(self, steps: int | None = None) -> None:
         """Start following (``steps`` is ignored: the other process decides)."""
@@ -64,13 +84,12 @@ class Follower(LiveRun):
             self.owner.run_commands(wait=self.poll_s)
 
     def _load(self, live: snapshot_files.LiveFile) -> None:
-        meta, trainer = live.meta, self.trainer
+        meta, source = live.meta, self.source
         self._seen = live.signature
-        trainer.model.load_state_dict(live.weights)
-        trainer.step = meta["step"]
-        prior = meta["train"].get("prior")
-        if prior is not None and trainer.prior is not None:
-            trainer.prior = from_dict(prior)
+        source.model.load_state_dict(live.weights)
+        source.step = meta["step"]
+        if meta["prior"] is not None and source.prior is not None:
+            source.prior = from_dict(meta["prior"])
         self.maker.loss_history = BoundedHistory.from_dict(meta["history"], HISTORY_POINTS)
         self.clock.steps_per_s = meta["steps_per_s"]
         self.maker.last_event = StepEvent(meta["step"], meta["total_steps"], meta["terms"], meta["steps_per_s"], 0.0)

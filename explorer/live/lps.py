@@ -16,9 +16,9 @@ import torch
 from explorer.history import BoundedHistory
 from explorer.live.pacing import RateLimiter
 from explorer.live.probe import rest_codes
+from explorer.live.source import LiveSource
 from explorer.metrics import LPSEstimator
 from explorer.metrics.lps import lps
-from explorer.training import Trainer
 
 REST_LPS_CODES = 5000  # codes of the at-rest LPS: as many as the notebooks' LPS-mlp (explorer.paper.shipped.EVAL_N)
 COMPUTING = "computing"
@@ -30,9 +30,9 @@ class LiveLPS:
     ``rest_codes_n``: codes of the at-rest estimate (0: none); ``on_rest_done`` is called from the worker when an
     at-rest estimate finishes (the owner then publishes it)."""
 
-    def __init__(self, trainer: Trainer, probe_size: int, limiter: RateLimiter, rest_codes_n: int,
+    def __init__(self, source: LiveSource, probe_size: int, limiter: RateLimiter, rest_codes_n: int,
                  on_rest_done: Callable[[], object], history_points: int) -> None:
-        self.trainer, self.limiter, self.rest_codes_n, self.on_rest_done = trainer, limiter, rest_codes_n, on_rest_done
+        self.source, self.limiter, self.rest_codes_n, self.on_rest_done = source, limiter, rest_codes_n, on_rest_done
         self.per_dim: np.ndarray | None = None
         self.step, self.estimator = 0, ""
         self.history = BoundedHistory(history_points)
@@ -56,7 +56,7 @@ class LiveLPS:
             if warm[1].exception() is None:
                 self._record(warm[0], warm[1].result(),
                              f"warm-started LPS-mlp on the {len(codes):,} probe codes (training)")
-        step = self.trainer.step
+        step = self.source.step
         if self._warm is None and self.step != step and self.limiter.due():
             self._warm = (step, self._worker.submit(self._fit_warm, codes.numpy()))
 
@@ -76,12 +76,12 @@ class LiveLPS:
 
     def _at_rest(self) -> None:
         """Start (once per step of a run) the notebooks' estimator in the worker, or show its result."""
-        key = (self.trainer.run_id, self.trainer.step)
+        key = (self.source.run_id, self.source.step)
         if key in self._rest:
             self._show_rest()
             return
-        n = min(self.rest_codes_n, len(self.trainer.dataset))
-        model, dataset = copy.deepcopy(self.trainer.model), self.trainer.dataset  # the worker's own copy
+        n = min(self.rest_codes_n, len(self.source.dataset))
+        model, dataset = copy.deepcopy(self.source.model), self.source.dataset  # the worker's own copy
         future = self._worker.submit(lambda: lps(rest_codes(model, dataset, n), "mlp", seed=0))
         self._rest = {key: future}
         future.add_done_callback(lambda _: self.on_rest_done())

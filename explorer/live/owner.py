@@ -26,6 +26,7 @@ class Owner:
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()  # held by a caller acting on the run while no thread owns it
         self._owned = False  # a thread owns the run: commands are queued to it
+        self._holder: threading.Thread | None = None  # the thread that owns it (it runs its own commands at once)
         self._stop = threading.Event()
         self._commands: queue.Queue[Callable[[], None]] = queue.Queue()
 
@@ -49,14 +50,39 @@ class Owner:
         or with what ``check`` raises. Whatever way ``body`` ends, `RunState` says how (stopped, finished or failed,
         the error prefixed with ``failure``), the queued commands run, and ``on_end`` publishes the last picture."""
         with self._lock:
-            if self._owned:
-                raise RuntimeError(busy)
-            check()
-            self.error, self.message, self.message_is_error = None, "", False
-            self._stop.clear()
-            self.state, self._owned = state, True
-            self._thread = threading.Thread(target=self._main, args=(body, on_end, failure), name=name, daemon=True)
+            self._begin(state, busy, check)
+            self._thread = self._holder = threading.Thread(target=self._main, args=(body, on_end, failure),
+                                                           name=name, daemon=True)
             self._thread.start()
+
+    def adopt(self, state: RunState, busy: str) -> None:
+        """The calling thread owns the run in ``state`` from now on, until it calls `end` (a loop of the user's own,
+        which runs the queued commands when it calls in between two steps); refused with ``busy`` if owned."""
+        with self._lock:
+            self._begin(state, busy)
+            self._holder = threading.current_thread()
+
+    def end(self, error: BaseException | None, on_end: Callable[[], object] = lambda: None,
+            failure: str = "") -> None:
+        """The owning loop ended, with ``error`` if it raised one: `RunState` says how (stopped, finished or failed,
+        the error prefixed with ``failure``), the queued commands run, ``on_end`` publishes the last picture, and
+        callers act themselves from here on."""
+        if error is None:
+            self.state = RunState.STOPPED if self._stop.is_set() else RunState.FINISHED
+        else:
+            self._fail(error, failure + str(error))
+        with self._lock:  # from here on callers act themselves: give up ownership with no command left behind
+            self._owned = False
+            self.run_commands()
+            try:
+                on_end()
+            except Exception as last:  # a failed last picture must not hide how the run ended
+                self._fail(self.error or last, self.message or str(last))
+
+    @property
+    def owned(self) -> bool:
+        """A thread owns the run (commands are queued to it)."""
+        return self._owned
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask the owning thread to end after the current step, and wait up to ``timeout`` s for it."""
@@ -75,7 +101,8 @@ class Owner:
         self.message, self.message_is_error = message, is_error
 
     def between_steps(self, command: Callable[[], Any]) -> concurrent.futures.Future:
-        """Run ``command`` on the owning thread between two steps, or now if no thread owns the run."""
+        """Run ``command`` on the owning thread between two steps, or now if no thread owns the run or the owning
+        thread asks (a loop of the user's own calling between two of its steps)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def run() -> None:
@@ -85,7 +112,7 @@ class Owner:
                 future.set_exception(error)
 
         with self._lock:
-            if self._owned:
+            if self._owned and threading.current_thread() is not self._holder:
                 self._commands.put(run)
                 return future
             run()
@@ -108,17 +135,19 @@ class Owner:
         self.error, self.state = error, RunState.FAILED
         self.say(message, True)
 
+    def _begin(self, state: RunState, busy: str, check: Callable[[], None] = lambda: None) -> None:
+        if self._owned:
+            raise RuntimeError(busy)
+        check()
+        self.error, self.message, self.message_is_error = None, "", False
+        self._stop.clear()
+        self.state, self._owned = state, True
+
     def _main(self, body: Callable[[], None], on_end: Callable[[], object], failure: str) -> None:
+        error = None
         try:
             body()
-            self.state = RunState.STOPPED if self._stop.is_set() else RunState.FINISHED
-        except BaseException as error:  # the thread must report, never die silently
-            self._fail(error, failure + str(error))
+        except BaseException as raised:  # the thread must report, never die silently
+            error = raised
         finally:
-            with self._lock:  # from here on callers act themselves: give up ownership with no command left behind
-                self._owned = False
-                self.run_commands()
-                try:
-                    on_end()
-                except Exception as error:  # a failed last picture must not hide how the run ended
-                    self._fail(self.error or error, self.message or str(error))
+            self.end(error, on_end, failure)

@@ -3,17 +3,34 @@ at rest."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
+from torch import nn
 
-from explorer.data import Dataset, as_inputs
+from explorer.data import Dataset
+from explorer.live.source import LiveSource
 from explorer.models import AutoEncoder
-from explorer.training import Trainer
 
 
 def to_hwc_uint8(images: torch.Tensor) -> np.ndarray:
     """Float images [..., C, H, W] in [0, 1] as uint8 [..., H, W, C]."""
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode and without gradients (dropout off, batch norm on its running statistics), its
+    train / eval mode restored afterwards: the live views read a user's model between two of its training steps."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 class Probe:
@@ -23,11 +40,11 @@ class Probe:
     snapshot's cost stays small while training runs: a code is at most ``1 / part`` snapshots old.
     """
 
-    def __init__(self, trainer: Trainer, size: int = 512, seed: int = 0, part: float = 0.25) -> None:
-        dataset = trainer.dataset
+    def __init__(self, source: LiveSource, size: int = 512, seed: int = 0, part: float = 0.25) -> None:
+        dataset = source.dataset
         size = min(size, len(dataset))
         self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
-        self.images = dataset.items(self.index)  # as stored, kept on the CPU
+        self.inputs = dataset.inputs(self.index)  # kept on the CPU
         self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
         self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
         self.factor_names = dataset.factor_names
@@ -38,10 +55,10 @@ class Probe:
     def __len__(self) -> int:
         return len(self.index)
 
-    @torch.no_grad()
     def encode(self, model: AutoEncoder, rows: slice = slice(None)) -> torch.Tensor:
         device = next(model.parameters()).device
-        return model.encode(as_inputs(self.images[rows].to(device))).cpu()
+        with evaluating(model):
+            return model.encode(self.inputs[rows].to(device)).cpu()
 
     def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
         """The probe's codes [n, d], with the next chunk of rows (or all of them) encoded by ``model`` now."""
@@ -53,21 +70,20 @@ class Probe:
         self._next = rows.stop % len(self)
         return self._codes.clone()
 
-    @torch.no_grad()
     def image_and_reconstruction(self, model: AutoEncoder, codes: torch.Tensor, row: int) -> tuple[np.ndarray,
                                                                                                   np.ndarray]:
         """Probe image ``row`` and its reconstruction from ``codes[row]``, as uint8 [H, W, C]."""
         device = next(model.parameters()).device
-        original = as_inputs(self.images[row : row + 1])
-        reconstruction = model.decode(codes[row : row + 1].to(device))
-        return to_hwc_uint8(original)[0], to_hwc_uint8(reconstruction)[0]
+        with evaluating(model):
+            reconstruction = model.decode(codes[row : row + 1].to(device))
+        return to_hwc_uint8(self.inputs[row : row + 1])[0], to_hwc_uint8(reconstruction)[0]
 
 
-@torch.no_grad()
 def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:
     """Codes of min(n, len) dataset images drawn with seed 0: the rows `explorer.metrics.evaluate` encodes."""
     rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: min(n, len(dataset))]
     device = next(model.parameters()).device
-    parts = [model.encode(dataset.inputs(part).to(device)).cpu()
-             for part in torch.split(rows.sort().values, 1024)]
+    with evaluating(model):
+        parts = [model.encode(dataset.inputs(part).to(device)).cpu()
+                 for part in torch.split(rows.sort().values, 1024)]
     return torch.cat(parts)

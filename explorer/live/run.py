@@ -10,19 +10,20 @@ from explorer.live.owner import Owner
 from explorer.live.pacing import ReportedClock, StepClock
 from explorer.live.probe import Probe
 from explorer.live.snapshots import Pacing, SnapshotMaker
+from explorer.live.source import LiveSource
 from explorer.live.state import RunState, Snapshot, SnapshotQueue
-from explorer.training import Trainer
 
 
 class LiveRun:
-    """The live side of ``trainer``'s run; ``snapshots`` is the queue the views read."""
+    """The live side of ``source``'s run (a `LiveSource`: a `Trainer`, a monitored loop of the user's own);
+    ``snapshots`` is the queue the views read."""
 
-    def __init__(self, trainer: Trainer, probe_size: int, pacing: Pacing, queue_size: int, rest_lps_codes: int,
+    def __init__(self, source: LiveSource, probe_size: int, pacing: Pacing, queue_size: int, rest_lps_codes: int,
                  clock: StepClock | ReportedClock) -> None:
-        self.trainer = trainer
+        self.source = source
         self.owner = Owner()
-        self.probe = Probe(trainer, probe_size)
-        self.maker = SnapshotMaker(trainer, self.owner, self.probe, clock, pacing, queue_size, rest_lps_codes,
+        self.probe = Probe(source, probe_size)
+        self.maker = SnapshotMaker(source, self.owner, self.probe, clock, pacing, queue_size, rest_lps_codes,
                                    publish=self.publish)
 
     @property
@@ -55,7 +56,7 @@ class LiveRun:
         return self.maker.seconds
 
     def stop(self, timeout: float | None = None) -> None:
-        """End the run's thread after the current step (a checkpoint is written if the trainer has a folder)."""
+        """End the run's thread after the current step (a `Trainer` writes a checkpoint if it has a folder)."""
         self.owner.stop(timeout)
 
     def join(self, timeout: float | None = None) -> None:

@@ -21,10 +21,10 @@ from explorer.live.lps import LiveLPS
 from explorer.live.owner import Owner
 from explorer.live.pacing import RateLimiter, ReportedClock, StepClock
 from explorer.live.probe import Probe
+from explorer.live.source import LiveSource
 from explorer.live.state import Snapshot, SnapshotQueue
 from explorer.live.traversals import Traversals
 from explorer.priors import standard_normal
-from explorer.training import Trainer
 
 HISTORY_POINTS = 400  # points of the loss and LPS histories (bounded: thinned as the run grows)
 
@@ -41,17 +41,17 @@ class Pacing:
 
 
 class SnapshotMaker:
-    """Takes `Snapshot`s of ``trainer``'s model as ``owner``'s thread and posts them to ``snapshots``."""
+    """Takes `Snapshot`s of ``source``'s model as ``owner``'s thread and posts them to ``snapshots``."""
 
-    def __init__(self, trainer: Trainer, owner: Owner, probe: Probe, clock: StepClock | ReportedClock,
+    def __init__(self, source: LiveSource, owner: Owner, probe: Probe, clock: StepClock | ReportedClock,
                  pacing: Pacing, queue_size: int, rest_lps_codes: int,
                  publish: Callable[[], object]) -> None:
-        self.trainer, self.owner, self.probe, self.clock = trainer, owner, probe, clock
+        self.source, self.owner, self.probe, self.clock = source, owner, probe, clock
         self.snapshots = SnapshotQueue(queue_size)
         budget = pacing.budget
         self.snapshot_limiter = RateLimiter(pacing.snapshot_interval, 0.45 * budget)
         self.progress_limiter = RateLimiter(pacing.progress_interval, 0.2 * budget)
-        self.lps = LiveLPS(trainer, len(probe), RateLimiter(pacing.lps_interval, 0.25 * budget), rest_lps_codes,
+        self.lps = LiveLPS(source, len(probe), RateLimiter(pacing.lps_interval, 0.25 * budget), rest_lps_codes,
                            on_rest_done=publish, history_points=HISTORY_POINTS)
         self.traversals = Traversals(RateLimiter(pacing.traversal_interval, 0.1 * budget))
         self.loss_history = BoundedHistory(HISTORY_POINTS)
@@ -92,7 +92,7 @@ class SnapshotMaker:
         event = self.last_event
         steps, history = self.loss_history.arrays()
         return dataclasses.replace(
-            self._full, step=self.trainer.step, total_steps=event.total_steps, state=self.owner.state,
+            self._full, step=self.source.step, total_steps=event.total_steps, state=self.owner.state,
             terms=dict(event.terms), steps_per_s=self.clock.steps_per_s, elapsed_s=self.clock.elapsed_s,
             history_steps=steps, history=history, message=self.owner.message,
             message_is_error=self.owner.message_is_error, progress_only=True, taken_at=time.perf_counter())
@@ -112,25 +112,38 @@ class SnapshotMaker:
         self.progress_limiter.record(self.progress_limiter.cost, now)
         return snapshot
 
+    def _finite(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes`` with the rows the model could not encode (NaN or inf: a diverged encoder) set to 0, and the
+        views told so, once, in the message; the message goes when the codes are finite again."""
+        bad = ~torch.isfinite(codes).all(dim=1)
+        count = int(bad.sum())
+        note = "not finite (NaN or inf): the encoder has diverged; they are drawn at 0"
+        if count:
+            self.owner.say(f"{count} of the {len(codes)} probe codes at step {self.source.step} are {note}", True)
+            codes[bad] = 0.0
+        elif self.owner.message.endswith(note):
+            self.owner.say("")
+        return codes
+
     def take(self, complete: bool = False) -> Snapshot:
         """The current state as a `Snapshot` (call as the owner: it reads the model). While the model advances, only
         part of the probe is re-encoded (see `Probe.refresh`) unless ``complete``."""
-        trainer, model, advancing = self.trainer, self.trainer.model, self.owner.advancing
+        source, model, advancing = self.source, self.source.model, self.owner.advancing
         self._codes_version += 1
-        prior = trainer.prior or standard_normal(trainer.config.latent_dim)
-        codes = self.probe.refresh(model, everything=complete or not advancing)
-        prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(trainer.step)).numpy()
+        prior = source.prior or standard_normal(source.latent_dim)
+        codes = self._finite(self.probe.refresh(model, everything=complete or not advancing))
+        prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(source.step)).numpy()
         self.lps.update(codes, advancing)
         selected = min(self.selected, len(codes) - 1)
-        values, traversals = self.traversals.get(model, codes[selected], (selected, id(prior), trainer.step),
+        values, traversals = self.traversals.get(model, codes[selected], (selected, id(prior), source.step),
                                                  prior_sample, advancing)
         original, reconstruction = self.probe.image_and_reconstruction(model, codes, selected)
         event = self.last_event
         steps, history = self.loss_history.arrays()
         lps_steps, lps_history = self.lps.history.arrays()
         return Snapshot(
-            step=trainer.step,
-            total_steps=event.total_steps if event else trainer.config.steps,
+            step=source.step,
+            total_steps=event.total_steps if event else source.total_steps,
             state=self.owner.state,
             terms=dict(event.terms) if event else {},
             steps_per_s=self.clock.steps_per_s,
@@ -151,7 +164,7 @@ class SnapshotMaker:
             traversal_values=values,
             original=original,
             reconstruction=reconstruction,
-            run_id=trainer.run_id,
+            run_id=source.run_id,
             message=self.owner.message,
             message_is_error=self.owner.message_is_error,
         )

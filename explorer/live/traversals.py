@@ -9,20 +9,20 @@ import numpy as np
 import torch
 
 from explorer.live.pacing import RateLimiter
-from explorer.live.probe import to_hwc_uint8
+from explorer.live.probe import evaluating, to_hwc_uint8
 from explorer.models import AutoEncoder
 
 TRAVERSAL_QUANTILES = np.linspace(0.05, 0.95, 7)
 
 
-@torch.no_grad()
 def traversal_grid(model: AutoEncoder, code: torch.Tensor, values: np.ndarray) -> np.ndarray:
     """Decode ``code`` [d] with z_i replaced by each of ``values[i]`` [d, k]: uint8 [d, k, H, W, C]."""
     d, k = values.shape
     grid = code.detach().reshape(1, 1, d).repeat(d, k, 1)
     for i in range(d):
         grid[i, :, i] = torch.as_tensor(values[i], dtype=grid.dtype)
-    images = to_hwc_uint8(model.decode(grid.reshape(d * k, d).to(next(model.parameters()).device)))
+    with evaluating(model):
+        images = to_hwc_uint8(model.decode(grid.reshape(d * k, d).to(next(model.parameters()).device)))
     return images.reshape(d, k, *images.shape[1:])
 
 

@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+from torch import nn
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
 from explorer.live import REST_LPS_CODES, BackgroundTrainer, RunState, Snapshot
 from explorer.live.follow import Follower
+from explorer.live.monitor import Monitor
+from explorer.live.source import LiveSource
 from explorer.objectives import AEMMD, OBJECTIVES
 from explorer.priors import Prior
 from explorer.settings import TrainConfig
@@ -76,29 +79,30 @@ class Explorer:
         trainer: Trainer | None = None,
         probe_size: int = 512,
         refresh_hz: float | None = 4.0,
-        follow: Path | None = None,
-        poll_s: float = 0.5,
+        watch: Follower | Monitor | None = None,
         rest_lps_codes: int = REST_LPS_CODES,
     ) -> None:
-        """``follow``: the run folder a `Follower` watches read-only every ``poll_s`` s (see `Explorer.follow`);
+        """``watch``: a run whose loop is not the explorer's (`Explorer.follow`, `Explorer.watch`);
         ``rest_lps_codes``: codes of the LPS shown at rest (the notebooks' estimator; 0: the probe's only)."""
-        config = trainer.config if trainer is not None else (config or DEFAULT_CONFIG)
-        dataset, config = resolve_data(config, data) if trainer is None and data is not None else (None, config)
+        source = watch.source if watch is not None else trainer
+        config = source.config if isinstance(source, Trainer) else (config or DEFAULT_CONFIG)
+        dataset, config = resolve_data(config, data) if source is None and data is not None else (None, config)
         self.lock = threading.RLock()
         self.probe_size = probe_size
-        self.following, self._poll_s, self._rest_lps_codes = follow, poll_s, rest_lps_codes
+        self.following, self._rest_lps_codes = watch.folder if isinstance(watch, Follower) else None, rest_lps_codes
         self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
         self.fallback = StaticFallback()  # the picture a notebook keeps for readers without a kernel
         self._datasets: dict[str, Dataset] = {}
         if dataset is not None:
             self._datasets[_dataset_key(config)] = dataset
         self.panel = TrainingPanel(config)
+        if isinstance(watch, Monitor):
+            self.panel.watching()
         if trainer is not None and trainer.out is not None:
             self.panel.out.value = str(trainer.out)
         self.panel.start.on_click(self._on_start)
-        self.panel.pause.on_click(lambda _: self._control("pause"))
-        self.panel.resume.on_click(lambda _: self._control("resume"))
-        self.panel.stop.on_click(lambda _: self._control("stop"))
+        for action in ("pause", "resume", "stop"):  # each runs between two steps; the state shows in a snapshot
+            getattr(self.panel, action).on_click(lambda _, action=action: getattr(self.background, action)())
         self.panel.save.on_click(self._on_save)
         for control in self.panel.run_settings:
             control.observe(self._on_setting, names="value")
@@ -106,14 +110,12 @@ class Explorer:
         self.tabs = widgets.Tab([self.panel.widget, self.prior_tab], titles=("Train", "Prior"),
                                 layout={"width": "410px"})
         self.widget = self._views_box
-        self._run = self._open(trainer if trainer is not None else Trainer(config, self._dataset(config), model=model))
+        self._run = self._open(watch or self._background_for(
+            trainer or Trainer(config, self._dataset(config), model=model)))
         self.updates = ViewUpdates(lambda: self.background, self.apply, self._on_draw_error)
-        if follow is not None:
+        if self.following is not None:
             self.background.start()
-        if refresh_hz is not None:
-            self.updates.start()
-        else:
-            self.refresh()
+        self.updates.start() if refresh_hz is not None else self.refresh()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, out: str | Path | None = None, **kwargs: Any) -> Explorer:
@@ -129,14 +131,20 @@ class Explorer:
         return cls(trainer=Trainer.from_weights(path, out), **kwargs)
 
     @classmethod
-    def follow(cls, run_folder: str | Path, poll_s: float = 0.5, **kwargs: Any) -> Explorer:
+    def follow(cls, run_folder: str | Path, poll_s: float = 0.5, model: nn.Module | None = None,
+               data: Dataset | None = None, probe_size: int = 512, **kwargs: Any) -> Explorer:
         """Watch, read-only, a run another process trains with snapshot files (``python -m explorer train ...
-        --snapshot-every N``, or torchrun): the views show each new snapshot; the controls are disabled.
+        --snapshot-every N``, torchrun, or a loop of your own whose `Monitor` has ``out``; then pass its ``model``
+        and ``data``). The folder is polled every ``poll_s`` s without a lock, so the writer is never blocked, and
+        each snapshot file is read whole as the writer moved it into place."""
+        source = Follower.source_for(Path(run_folder), model, data)
+        follower = Follower(source, Path(run_folder), probe_size=probe_size, poll_s=poll_s)
+        return cls(watch=follower, probe_size=probe_size, **kwargs)
 
-        The folder is polled from a background thread every ``poll_s`` s, without a lock: the writer is never
-        blocked, and a snapshot file is read whole as the writer moved it into place."""
-        trainer = Follower.trainer_for(Path(run_folder))
-        return cls(trainer=trainer, follow=Path(run_folder), poll_s=poll_s, **kwargs)
+    @classmethod
+    def watch(cls, monitor: Monitor, **kwargs: Any) -> Explorer:
+        """The views of a loop of your own reporting to ``monitor``: Pause, Resume, Stop and the Prior tab act on it."""
+        return cls(watch=monitor, **kwargs)
 
     def _ipython_display_(self) -> None:
         shown = [bokehjs_loader(), self.widget]  # BokehJS (offline) before the first Bokeh view
@@ -145,8 +153,9 @@ class Explorer:
     # ------------------------------------------------------------------ runs
 
     @property
-    def trainer(self) -> Trainer:
-        return self.background.trainer
+    def trainer(self) -> Trainer | LiveSource:
+        """The run shown: a `Trainer`, or the `LiveSource` of a watched loop of the user's own."""
+        return self.background.source
 
     def _dataset(self, config: TrainConfig) -> Dataset:
         key = _dataset_key(config)
@@ -155,7 +164,7 @@ class Explorer:
         return self._datasets[key]
 
     @property
-    def background(self) -> BackgroundTrainer | Follower:
+    def background(self) -> BackgroundTrainer | Follower | Monitor:
         return self._run.background
 
     @property
@@ -182,19 +191,18 @@ class Explorer:
         """Make ``trainer`` the current run in place of the one shown, which gives back its folder's writer lock."""
         self.latent.close()
         self.background.close()
-        self.trainer.close()
-        self._run = self._open(trainer)
+        self._run = self._open(self._background_for(trainer))
 
-    def _open(self, trainer: Trainer) -> _Run:
-        """A background owner, state, views and prior editor for ``trainer`` (its latent size), shown in place."""
-        if self.following is not None:
-            background = Follower(trainer, self.following, probe_size=self.probe_size, poll_s=self._poll_s)
-        else:
-            background = BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
-                                           rest_lps_codes=self._rest_lps_codes)
+    def _background_for(self, trainer: Trainer) -> BackgroundTrainer:
+        return BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
+                                 rest_lps_codes=self._rest_lps_codes)
+
+    def _open(self, background: BackgroundTrainer | Follower | Monitor) -> _Run:
+        """State, views and prior editor for ``background``'s run (its latent size), shown in place."""
+        trainer = background.source
         if trainer.step >= int(self.panel.steps.value):  # an opened run at its end: Start trains it further
-            self.panel.steps.value = trainer.step + trainer.config.steps
-        d = trainer.config.latent_dim
+            self.panel.steps.value = trainer.step + trainer.total_steps
+        d = trainer.latent_dim
         state = LiveState()
         editor = PriorEditor(d, prior=trainer.prior)
         editor.on_change(self._on_prior)
@@ -204,11 +212,9 @@ class Explorer:
         state.observe(run.latent.update, "codes")
         state.observe(run.lps.update, "codes")
         state.observe(run.traversals.update, "traversals")
-        self.prior_tab.children = [editor.widget] if trainer.prior is not None else [widgets.HTML(
-            f"<p style='max-width:420px'>The {OBJECTIVES[trainer.config.objective].label} objective has no prior "
-            "to program: its KL term pulls each code toward N(0, I) per image. Choose an objective that takes a "
-            f"prior ({', '.join(_takers())}) in the Train tab, then Start, to train toward a prior drawn here.</p>")]
-        self.tabs.set_title(1, "Prior" if trainer.prior is not None else "Prior (n/a)")
+        programmable = trainer.prior is not None
+        self.prior_tab.children = [editor.widget if programmable else _no_prior(self.panel.objective.value)]
+        self.tabs.set_title(1, "Prior" if programmable else "Prior (n/a)")
         wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
         self._views_box.children = [
             widgets.HBox([self.tabs, run.latent.widget], layout=wrap),
@@ -221,7 +227,7 @@ class Explorer:
     @property
     def settings_changed(self) -> list[str]:
         """The settings the panel shows other than the run's (derived, at the precision the controls display)."""
-        return self.panel.differs(self.trainer.config)
+        return self.panel.differs(self.trainer.config) if isinstance(self.trainer, Trainer) else []
 
     def _on_setting(self, _change: object = None) -> None:
         changed = self.settings_changed
@@ -252,9 +258,6 @@ class Explorer:
                 self.panel.show("")
             except (RuntimeError, ValueError, OSError) as error:
                 self.panel.show(str(error), error=True)
-
-    def _control(self, action: str) -> None:
-        getattr(self.background, action)()  # runs between two steps; the state shows with the next snapshot
 
     def _on_save(self, _button: object = None) -> None:
         self.background.save(self.panel.out.value)  # its outcome arrives as a snapshot message
@@ -305,14 +308,18 @@ class Explorer:
     def close(self) -> None:
         """Stop training and the live updates, and close the widgets."""
         self.background.close()
-        self.trainer.close()
         self.updates.close()
         self.latent.close()
         self.widget.close()
 
 
-def _takers() -> list[str]:
-    return [cls.label for cls in OBJECTIVES.values() if cls.takes_prior]
+def _no_prior(objective: str) -> widgets.HTML:
+    """What the Prior tab says for an objective with no prior to program."""
+    takers = ", ".join(cls.label for cls in OBJECTIVES.values() if cls.takes_prior)
+    return widgets.HTML(
+        f"<p style='max-width:420px'>The {OBJECTIVES[objective].label} objective has no prior to program: its KL "
+        "term pulls each code toward N(0, I) per image. Choose an objective that takes a prior "
+        f"({takers}) in the Train tab, then Start, to train toward a prior drawn here.</p>")
 
 
 def _dataset_key(config: TrainConfig) -> str:

@@ -113,12 +113,13 @@ class TrainingPanel:
         self._terms: tuple[str, ...] = ()
         self.loss_source = ColumnDataSource({"step": []})
         self.losses = widgets.Box()
+        self.external = False  # the loop is not the explorer's own: no Start, Save or settings (see `watching`)
         self.set_state(RunState.IDLE)
-        settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
+        self.settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
                                  self.batch_size, self.steps, self.out])
         buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save],
                                layout={"flex_flow": "row wrap"})  # whole labels, on two lines if need be
-        self.widget = widgets.VBox([settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
+        self.widget = widgets.VBox([self.settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
                                     self.losses])
 
     def _show_weight(self, objective: str, options: dict[str, Any]) -> None:
@@ -162,15 +163,22 @@ class TrainingPanel:
 
     def set_state(self, state: RunState) -> None:
         """Enable the buttons that make sense in ``state`` (`RunState.FOLLOWING`: everything read-only)."""
-        active = state in (RunState.RUNNING, RunState.PAUSED, RunState.FOLLOWING)
+        active = state in (RunState.RUNNING, RunState.PAUSED, RunState.FOLLOWING) or self.external
         self.start.disabled = active
         self.pause.disabled = state != RunState.RUNNING
         self.resume.disabled = state != RunState.PAUSED
         self.stop.disabled = state not in (RunState.RUNNING, RunState.PAUSED)
-        self.save.disabled = self.out.disabled = self.steps.disabled = state == RunState.FOLLOWING
+        self.save.disabled = self.out.disabled = self.steps.disabled = state == RunState.FOLLOWING or self.external
         for control in self.run_settings:
             control.disabled = active
         self.weight.disabled = active or penalty_weight(self.objective.value) is None
+
+    def watching(self) -> None:
+        """The run is a loop of the user's own (`explorer.live.monitor.Monitor`): its settings are its code's, so
+        they are hidden, and Start and Save are off; Pause, Resume and Stop act on the loop between two steps."""
+        self.external = True
+        self.settings.layout.display = "none"
+        self.set_state(RunState.IDLE)
 
     def show(self, message: str, error: bool = False) -> None:
         """Put ``message`` in the status line (red if it is an error), in place of what it showed."""
