@@ -41,13 +41,13 @@ def running(owner: Any, timeout: float = 10.0) -> Iterator[Any]:
 
 
 class TinyAE(nn.Module):
-    """A user's own autoencoder, not one of explorer's: ``encode`` / ``decode`` of images [n, C, H, W] in [0, 1].
+    """A user's own autoencoder, not one of explorer's: ``encode`` / ``decode`` of inputs [n, *shape] in [0, 1].
 
     ``calls`` records (training mode, gradients enabled) of every encode; ``broken`` makes encode return NaN."""
 
-    def __init__(self, shape: tuple[int, int, int], latent_dim: int = 3) -> None:
+    def __init__(self, shape: tuple[int, ...], latent_dim: int = 3) -> None:
         super().__init__()
-        size = shape[0] * shape[1] * shape[2]
+        size = math.prod(shape)
         self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(size, 32), nn.ReLU(), nn.Dropout(0.1),
                                      nn.Linear(32, latent_dim))
         self.decoder = nn.Sequential(nn.Linear(latent_dim, 32), nn.ReLU(), nn.Linear(32, size), nn.Sigmoid(),

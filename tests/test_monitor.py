@@ -10,8 +10,10 @@ import pytest
 import torch
 
 import explorer
+from explorer.data import as_dataset
 from explorer.events import StopTraining
 from explorer.live.monitor import Monitor
+from explorer.live.probe import Picture
 from explorer.losses import MMDPrior
 from explorer.priors import Gaussian, Uniform
 from tests.helpers import TinyAE, user_step
@@ -159,3 +161,24 @@ def test_non_finite_codes_are_one_message_in_the_views_and_the_loop_goes_on(loop
         assert loop.monitor.publish().result(timeout=10).message == ""
     finally:
         app.close()
+
+
+def test_vector_data_is_drawn_as_strips_of_its_features():
+    """Vectors have no image: the original, its reconstruction and the traversals are strips of one cell per feature,
+    each feature scaled from the probe's range of it (its 1st percentile black, its 99th white)."""
+    features = torch.linspace(0, 1, 101).unsqueeze(1) * torch.tensor([[1.0, 10.0, 100.0, -5.0]])  # four scales
+    data = as_dataset(features, name="columns")
+    picture = Picture(data.inputs(torch.arange(101)))
+    strip = picture(features[[1, 99]])  # each feature's 1st and 99th percentile
+    assert strip.shape == (2, 1, 4, 1) and strip[0, 0, :3, 0].tolist() == [0, 0, 0]
+    assert strip[1, 0, :3, 0].tolist() == [255, 255, 255] and strip[0, 0, 3, 0] == 255  # -5 x grows darker
+    monitor = Monitor(TinyAE(data.shape), data, prior=Gaussian(3), probe_size=50, total_steps=5)
+    app = explorer.Explorer.watch(monitor, refresh_hz=None)
+    try:
+        with monitor:
+            monitor.step(1, loss=1.0)
+        snapshot = app.refresh(timeout=10)
+    finally:
+        app.close()
+    assert snapshot.original.shape == snapshot.reconstruction.shape == (1, 4, 1)
+    assert snapshot.traversals.shape == (3, 7, 1, 4, 1)

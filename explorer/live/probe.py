@@ -1,5 +1,5 @@
-"""The images the live views follow: a fixed probe set re-encoded in slices while training, and the dataset's codes
-at rest."""
+"""The inputs the live views follow: a fixed probe set re-encoded in slices while training, drawn as pictures, and
+the dataset's codes at rest."""
 
 from __future__ import annotations
 
@@ -14,10 +14,36 @@ from explorer.data import Dataset
 from explorer.live.source import LiveSource
 from explorer.models import AutoEncoder
 
+STRIP_ROWS = 0.25  # a vector's strip is this many rows per feature (at least one): a readable band, not a line
+
 
 def to_hwc_uint8(images: torch.Tensor) -> np.ndarray:
     """Float images [..., C, H, W] in [0, 1] as uint8 [..., H, W, C]."""
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+class Picture:
+    """How the views draw an input or a decoded output: images in [0, 1] as they are, other images scaled from the
+    probe's range (1st to 99th percentile), and a vector as a grey strip of one cell per feature, each feature scaled
+    from the probe's range of it, so that a reconstruction or a traversal reads as the same strip changing."""
+
+    def __init__(self, inputs: torch.Tensor) -> None:
+        flat = inputs.flatten(1).float() if inputs.ndim > 2 else inputs.float()
+        self.vectors = inputs.ndim == 2
+        if self.vectors:
+            self.low, self.high = flat.quantile(0.01, dim=0), flat.quantile(0.99, dim=0)
+        elif flat.numel() == 0 or (flat.min() >= 0 and flat.max() <= 1):
+            self.low, self.high = torch.tensor(0.0), torch.tensor(1.0)
+        else:
+            self.low, self.high = flat.flatten().quantile(0.01), flat.flatten().quantile(0.99)
+
+    def __call__(self, values: torch.Tensor) -> np.ndarray:
+        """uint8 [..., H, W, C] of inputs or outputs [..., *shape]."""
+        scaled = (values.cpu().float() - self.low) / (self.high - self.low).clamp_min(1e-12)
+        if self.vectors:
+            rows = max(1, round(values.shape[-1] * STRIP_ROWS))
+            scaled = scaled.unsqueeze(-2).unsqueeze(-3).expand(*scaled.shape[:-1], 1, rows, scaled.shape[-1])
+        return to_hwc_uint8(scaled)
 
 
 @contextlib.contextmanager
@@ -45,6 +71,7 @@ class Probe:
         size = min(size, len(dataset))
         self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
         self.inputs = dataset.inputs(self.index)  # kept on the CPU
+        self.picture = Picture(self.inputs)
         self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
         self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
         self.factor_names = dataset.factor_names
@@ -72,11 +99,11 @@ class Probe:
 
     def image_and_reconstruction(self, model: AutoEncoder, codes: torch.Tensor, row: int) -> tuple[np.ndarray,
                                                                                                   np.ndarray]:
-        """Probe image ``row`` and its reconstruction from ``codes[row]``, as uint8 [H, W, C]."""
+        """Probe input ``row`` and its reconstruction from ``codes[row]``, as pictures uint8 [H, W, C]."""
         device = next(model.parameters()).device
         with evaluating(model):
             reconstruction = model.decode(codes[row : row + 1].to(device))
-        return to_hwc_uint8(self.inputs[row : row + 1])[0], to_hwc_uint8(reconstruction)[0]
+        return self.picture(self.inputs[row : row + 1])[0], self.picture(reconstruction)[0]
 
 
 def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:

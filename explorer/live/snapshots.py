@@ -136,7 +136,7 @@ class SnapshotMaker:
         self.lps.update(codes, advancing)
         selected = min(self.selected, len(codes) - 1)
         values, traversals = self.traversals.get(model, codes[selected], (selected, id(prior), source.step),
-                                                 prior_sample, advancing)
+                                                 prior_sample, advancing, self.probe.picture)
         original, reconstruction = self.probe.image_and_reconstruction(model, codes, selected)
         event = self.last_event
         steps, history = self.loss_history.arrays()
