@@ -172,7 +172,8 @@ def test_vector_data_is_drawn_as_strips_of_its_features():
     strip = picture(features[[1, 99]])  # each feature's 1st and 99th percentile
     assert strip.shape == (2, 1, 4, 1) and strip[0, 0, :3, 0].tolist() == [0, 0, 0]
     assert strip[1, 0, :3, 0].tolist() == [255, 255, 255] and strip[0, 0, 3, 0] == 255  # -5 x grows darker
-    monitor = Monitor(TinyAE(data.shape), data, prior=Gaussian(3), probe_size=50, total_steps=5)
+    monitor = Monitor(TinyAE(data.shape), features, prior=Gaussian(3), probe_size=50, total_steps=5)  # a tensor
+    assert monitor.source.dataset.shape == (4,)
     app = explorer.Explorer.watch(monitor, refresh_hz=None)
     try:
         with monitor:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from explorer import snapshot_files
-from explorer.data import Dataset
 from explorer.events import StepEvent
 from explorer.history import BoundedHistory
 from explorer.live.monitor import LoopRun
@@ -40,7 +40,7 @@ class Follower(LiveRun):
         self._seen: tuple[int, int, int] | None = None
 
     @staticmethod
-    def source_for(folder: Path, model: nn.Module | None = None, data: Dataset | None = None,
+    def source_for(folder: Path, model: nn.Module | None = None, data: Any = None,
                    timeout: float = 60.0) -> LiveSource:
         """What the newest snapshot of ``folder`` shows: a `Trainer` (writing nowhere) rebuilt from the file's
         config, or, for a loop of the user's own (`explorer.live.monitor.Monitor`), its ``model`` (loaded with the

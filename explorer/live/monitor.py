@@ -1,6 +1,6 @@
 """`Monitor`: the live views for a training loop of your own, in the spirit of TensorBoard's ``SummaryWriter``.
 
-    monitor = Monitor(model, data, prior=prior, loss=mmd_prior)   # model.encode / model.decode, an explorer Dataset
+    monitor = Monitor(model, data, prior=prior, loss=mmd_prior)   # model.encode / .decode; data: a tensor, array...
     explorer.Explorer.watch(monitor)                              # the Explorer's views, in a notebook
     for step in range(1, steps + 1):
         ...                                                        # your forward, backward, optimizer step
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from explorer import distributed, snapshot_files
-from explorer.data import Dataset
+from explorer.data import as_dataset
 from explorer.events import StepEvent, StopTraining
 from explorer.history import BoundedHistory
 from explorer.live.pacing import RateLimiter, StepClock
@@ -49,12 +49,14 @@ UI_INTERVAL = 0.1  # s between two such polls at most as often
 
 
 class LoopRun:
-    """The `LiveSource` of a loop of the user's own: its model and data, the prior its codes are matched to, and
-    the step the loop reported. Assigning ``prior`` also swaps the prior of ``loss`` (an `MMDPrior`), if given."""
+    """The `LiveSource` of a loop of the user's own: its model and data (anything `explorer.data.as_dataset` takes,
+    checked here), the prior its codes are matched to, and the step the loop reported. Assigning ``prior`` also
+    swaps the prior of ``loss`` (an `MMDPrior`), if given."""
 
-    def __init__(self, model: nn.Module, dataset: Dataset, prior: Prior | None, total_steps: int = 0,
+    def __init__(self, model: nn.Module, dataset: Any, prior: Prior | None, total_steps: int = 0,
                  loss: nn.Module | None = None, run_id: str | None = None) -> None:
-        self.model, self.dataset, self.total_steps, self.loss = model, dataset, total_steps, loss
+        self.model, self.total_steps, self.loss = model, total_steps, loss
+        self.dataset = as_dataset(dataset)
         self.step = 0
         self.run_id = run_id or uuid.uuid4().hex
         if prior is None:
@@ -90,14 +92,15 @@ class LoopRun:
 class Monitor(LiveRun):
     """Watches a loop of the user's own that calls `step` once per step (see the module docstring).
 
-    ``model``: has ``encode(x)`` and ``decode(z)`` for x float [n, C, H, W] in [0, 1]; ``data``: its `Dataset`;
+    ``model``: has ``encode(x)`` and ``decode(z)``; ``data``: its data, anything `explorer.data.as_dataset` takes
+    (a tensor, an array, a torch ``Dataset``);
     ``prior``: what its codes should match (default ``loss``'s prior, else N(0, I)); ``loss``: an `MMDPrior`
     the monitor hands the prior edited in the views; ``total_steps``: the loop's length if known (progress, time
     left); ``out`` and ``snapshot_every``: the folder and cadence of the snapshot files (rank 0; see
     `explorer.snapshot_files`); ``rest_lps_codes``: codes of the notebooks' LPS shown once the loop ends (0: none).
     """
 
-    def __init__(self, model: nn.Module, data: Dataset, prior: Prior | None = None, *, loss: nn.Module | None = None,
+    def __init__(self, model: nn.Module, data: Any, prior: Prior | None = None, *, loss: nn.Module | None = None,
                  probe_size: int = 512, total_steps: int = 0, budget: float = 0.05, snapshot_interval: float = 0.3,
                  out: str | Path | None = None, snapshot_every: int = 0, rest_lps_codes: int = 0) -> None:
         self.clock = StepClock()
