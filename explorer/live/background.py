@@ -11,14 +11,13 @@ from pathlib import Path
 from explorer.events import Callback, StepEvent, StopTraining
 from explorer.live.lps import REST_LPS_CODES
 from explorer.live.pacing import StepClock
-from explorer.live.run import LiveRun
+from explorer.live.run import SteeredRun
 from explorer.live.snapshots import Pacing
-from explorer.live.state import RunState, Snapshot
-from explorer.priors import Prior
+from explorer.live.state import RunState
 from explorer.training import Trainer
 
 
-class BackgroundTrainer(LiveRun, Callback):
+class BackgroundTrainer(SteeredRun, Callback):
     """Runs ``trainer`` in a thread, publishing `Snapshot`s to ``snapshots``.
 
     The live view spends at most ``budget`` of the training time (see `explorer.live.snapshots.Pacing` for the
@@ -63,14 +62,6 @@ class BackgroundTrainer(LiveRun, Callback):
                          busy="Training is already running; pause, resume or stop it instead of starting again.",
                          on_end=lambda: self.maker.publish(complete=True))
 
-    def pause(self) -> concurrent.futures.Future[None]:
-        """Pause between two steps (the future is done once paused); the thread stays, the state becomes
-        ``paused``."""
-        return self.owner.between_steps(lambda: self._change_state(RunState.PAUSED, RunState.RUNNING))
-
-    def resume(self) -> concurrent.futures.Future[None]:
-        return self.owner.between_steps(lambda: self._change_state(RunState.RUNNING, RunState.PAUSED))
-
     def save(self, out: str | Path | None = None) -> concurrent.futures.Future[Path]:
         """Write a checkpoint between two steps (or now, if no thread runs); the future holds its path.
 
@@ -90,15 +81,6 @@ class BackgroundTrainer(LiveRun, Callback):
 
         return self.owner.between_steps(save)
 
-    def set_prior(self, prior: Prior) -> concurrent.futures.Future[Snapshot]:
-        """Swap the prior between two steps: the next training step samples from it."""
-
-        def swap() -> Snapshot:
-            self.trainer.prior = prior
-            return self.maker.publish()
-
-        return self.owner.between_steps(swap)
-
     def close(self) -> None:
         """Stop the thread and the LPS worker, and give back the trainer's run folder."""
         super().close()
@@ -114,8 +96,3 @@ class BackgroundTrainer(LiveRun, Callback):
         if owner.stop_requested:
             raise StopTraining
         self.maker.paced(self.clock.resume())  # a pause is not training time
-
-    def _change_state(self, new: RunState, only_from: RunState) -> None:
-        if self.owner.state is only_from:
-            self.owner.state = new
-            self.maker.state_changed()

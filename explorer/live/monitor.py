@@ -39,9 +39,9 @@ from explorer.events import StepEvent, StopTraining
 from explorer.history import BoundedHistory
 from explorer.live.pacing import RateLimiter, StepClock
 from explorer.live.probe import evaluating
-from explorer.live.run import LiveRun
+from explorer.live.run import SteeredRun
 from explorer.live.snapshots import HISTORY_POINTS, Pacing
-from explorer.live.state import RunState, Snapshot
+from explorer.live.state import RunState
 from explorer.priors import Prior, standard_normal
 
 UI_SHARE = 0.1  # of the budget: handling the front end's events when the loop holds the kernel's main thread
@@ -89,7 +89,7 @@ class LoopRun:
             self.loss.prior = prior
 
 
-class Monitor(LiveRun):
+class Monitor(SteeredRun):
     """Watches a loop of the user's own that calls `step` once per step (see the module docstring).
 
     ``model``: has ``encode(x)`` and ``decode(z)``; ``data``: its data, anything `explorer.data.as_dataset` takes
@@ -183,22 +183,6 @@ class Monitor(LiveRun):
         return snapshot_files.write_snapshot(self.out, source.model, source.step, source.prior, source.run_id,
                                              event, self.file_history, source.total_steps)
 
-    def pause(self) -> Any:
-        """Pause the loop: its next `step` blocks until `resume` (the future is done once paused)."""
-        return self.owner.between_steps(lambda: self._change_state(RunState.PAUSED, RunState.RUNNING))
-
-    def resume(self) -> Any:
-        return self.owner.between_steps(lambda: self._change_state(RunState.RUNNING, RunState.PAUSED))
-
-    def set_prior(self, prior: Prior) -> Any:
-        """Swap the prior between two steps: `prior` (and ``loss``'s) is the new one from the next step on."""
-
-        def swap() -> Snapshot:
-            self.source.prior = prior
-            return self.maker.publish()
-
-        return self.owner.between_steps(swap)
-
     def __enter__(self) -> Monitor:
         return self
 
@@ -228,11 +212,6 @@ class Monitor(LiveRun):
         self._poll_ui()
         if not paused:
             self.ui_limiter.record(time.perf_counter() - started)
-
-    def _change_state(self, new: RunState, only_from: RunState) -> None:
-        if self.owner.state is only_from:
-            self.owner.state = new
-            self.maker.state_changed()
 
 
 def kernel_events() -> Callable[[], None] | None:

@@ -14,6 +14,7 @@ from explorer.data import Dataset
 from explorer.live.source import LiveSource
 from explorer.models import AutoEncoder
 
+QUANTILE_VALUES = 2**20  # pixel values an image probe's range is measured on
 STRIP_ROWS = 0.25  # a vector's strip is this many rows per feature (at least one): a readable band, not a line
 
 
@@ -23,19 +24,21 @@ def to_hwc_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 class Picture:
-    """How the views draw an input or a decoded output: images in [0, 1] as they are, other images scaled from the
-    probe's range (1st to 99th percentile), and a vector as a grey strip of one cell per feature, each feature scaled
-    from the probe's range of it, so that a reconstruction or a traversal reads as the same strip changing."""
+    """How the views draw an input or a decoded output: images in [0, 1] (``unit_range``, which the dataset knows)
+    as they are, other images scaled from the probe's range (1st to 99th percentile), and a vector as a grey strip
+    of one cell per feature, each feature scaled from the probe's range of it, so that a reconstruction or a
+    traversal reads as the same strip changing."""
 
-    def __init__(self, inputs: torch.Tensor) -> None:
-        flat = inputs.flatten(1).float() if inputs.ndim > 2 else inputs.float()
+    def __init__(self, inputs: torch.Tensor, unit_range: bool = False) -> None:
         self.vectors = inputs.ndim == 2
         if self.vectors:
-            self.low, self.high = flat.quantile(0.01, dim=0), flat.quantile(0.99, dim=0)
-        elif flat.numel() == 0 or (flat.min() >= 0 and flat.max() <= 1):
+            self.low, self.high = inputs.float().quantile(0.01, dim=0), inputs.float().quantile(0.99, dim=0)
+        elif unit_range:
             self.low, self.high = torch.tensor(0.0), torch.tensor(1.0)
-        else:
-            self.low, self.high = flat.flatten().quantile(0.01), flat.flatten().quantile(0.99)
+        else:  # every pixel value of the probe, thinned to a million (torch.quantile takes at most 2^24)
+            values = inputs.float().flatten()
+            values = values[:: max(1, values.numel() // QUANTILE_VALUES)]
+            self.low, self.high = values.quantile(0.01), values.quantile(0.99)
 
     def __call__(self, values: torch.Tensor) -> np.ndarray:
         """uint8 [..., H, W, C] of inputs or outputs [..., *shape]."""
@@ -71,7 +74,7 @@ class Probe:
         size = min(size, len(dataset))
         self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
         self.inputs = dataset.inputs(self.index)  # kept on the CPU
-        self.picture = Picture(self.inputs)
+        self.picture = Picture(self.inputs, dataset.unit_range)
         self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
         self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
         self.factor_names = dataset.factor_names

@@ -12,6 +12,7 @@ from explorer.live.probe import Probe
 from explorer.live.snapshots import Pacing, SnapshotMaker
 from explorer.live.source import LiveSource
 from explorer.live.state import RunState, Snapshot, SnapshotQueue
+from explorer.priors import Prior
 
 
 class LiveRun:
@@ -90,3 +91,29 @@ class LiveRun:
     def take_snapshot(self, complete: bool = False) -> Snapshot:
         """The current state as a `Snapshot` (call as the run's owner: it reads the model)."""
         return self.maker.take(complete)
+
+
+class SteeredRun(LiveRun):
+    """A live run whose steps this process drives (`BackgroundTrainer`'s thread, or the user's loop reporting to a
+    `Monitor`): Pause, Resume and a prior swap act on it between two steps. A followed run has none of them."""
+
+    def pause(self) -> concurrent.futures.Future[None]:
+        """Pause between two steps (the future is done once paused); the state becomes ``paused``."""
+        return self.owner.between_steps(lambda: self._change_state(RunState.PAUSED, RunState.RUNNING))
+
+    def resume(self) -> concurrent.futures.Future[None]:
+        return self.owner.between_steps(lambda: self._change_state(RunState.RUNNING, RunState.PAUSED))
+
+    def set_prior(self, prior: Prior) -> concurrent.futures.Future[Snapshot]:
+        """Swap the prior between two steps: the next step trains toward it (and samples it)."""
+
+        def swap() -> Snapshot:
+            self.source.prior = prior
+            return self.maker.publish()
+
+        return self.owner.between_steps(swap)
+
+    def _change_state(self, new: RunState, only_from: RunState) -> None:
+        if self.owner.state is only_from:
+            self.owner.state = new
+            self.maker.state_changed()
