@@ -27,9 +27,16 @@ def widget_tab(page, title: str):
     return page.locator(".jupyter-widget-tab .lm-TabBar-tab, .widget-tab .lm-TabBar-tab", has_text=title).first
 
 
-def shown_step(scope) -> int:
-    text = scope.locator(".widget-html-content", has_text=STEP).first.inner_text()
-    return int(STEP.search(text).group(1).replace(",", ""))
+def shown_step(scope, timeout_s: float = 15) -> int:
+    """The step the status line shows. Its texts are read in one go, as the page may redraw the line between two
+    reads, and again until one shows a step: JupyterLab draws an output scrolled into view anew."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        texts = scope.locator(".widget-html-content").evaluate_all("labels => labels.map(label => label.innerText)")
+        if shown := next((match for text in texts if (match := STEP.search(text))), None):
+            return int(shown.group(1).replace(",", ""))
+        assert time.monotonic() < deadline, f"no status line shows a step: {texts}"
+        scope.page.wait_for_timeout(100)
 
 
 def wait_for_step_above(scope, step: int, timeout_s: float) -> int:

@@ -3,6 +3,7 @@ inside `Monitor.step`, between two of the loop's steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 
@@ -98,6 +99,28 @@ def test_a_prior_edited_in_the_views_reaches_the_loop_and_its_loss_between_two_s
         loop.monitor.stop()
         thread.join(timeout=30)
     assert loop.error is None and loop.monitor.state == "stopped"
+
+
+def test_the_prior_tab_follows_a_prior_set_in_code_and_keeps_an_edit_the_loop_has_yet_to_take(loop):
+    app = explorer.Explorer.watch(loop.monitor, refresh_hz=None)
+    try:
+        loop.run(3)
+        uniform = Uniform(3, low=-2.0, high=2.0)
+        loop.monitor.set_prior(uniform)  # as notebook 06 does between two runs of its loop
+        app.apply(loop.monitor.publish().result(timeout=10))
+        assert app.editor.prior == uniform and app.editor.family_select.value == "uniform"
+        assert [app.editor.sliders[name].value for name in ("low", "high")] == [-2.0, 2.0]
+        assert loop.monitor.prior == uniform  # shown, not sent back as an edit
+
+        edited = Gaussian(3, mean=1.0)
+        app.editor.set_prior(edited)  # the loop takes it at its next step; a snapshot from before arrives first
+        stale = dataclasses.replace(app.last_snapshot, prior=uniform)
+        app.apply(stale)
+        assert app.editor.prior == edited
+        loop.monitor.step(4)
+        assert loop.monitor.prior == edited == loop.mmd_prior.prior
+    finally:
+        app.close()
 
 
 def test_pause_blocks_the_loop_inside_step_until_resume_and_stop_ends_it(loop):

@@ -11,7 +11,7 @@ a selection, pause) run inside `Monitor.step`, between two of your steps; Pause 
 makes the next `step` raise `explorer.events.StopTraining` (catch it to end your loop: the integrations do). The
 monitor encodes its probe in eval mode without gradients and restores the model's mode, within ``budget`` (5 %) of
 the loop's time. When the loop runs in a notebook's foreground, `step` also lets the front end's events (slider
-moves, button clicks) reach the kernel, with ``jupyter-ui-poll``, paced within the same budget.
+moves, button clicks) reach the kernel (`explorer.live.kernel_events`), paced within the same budget.
 
 A run ends with `Monitor.finish` (or the end of a ``with monitor:`` block, which shows an exception that ends the
 loop as the run's failure, its message in the views); a `step` after it goes on with the run. Steps must not go
@@ -22,7 +22,6 @@ rank's `step` does nothing); with ``out`` it writes the snapshot files `explorer
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from explorer import distributed, snapshot_files
 from explorer.data import as_dataset
 from explorer.events import StepEvent, StopTraining
 from explorer.history import BoundedHistory
+from explorer.live.kernel_events import kernel_events
 from explorer.live.pacing import RateLimiter, StepClock
 from explorer.live.probe import evaluating
 from explorer.live.run import SteeredRun
@@ -213,23 +213,3 @@ class Monitor(SteeredRun):
         if not paused:
             self.ui_limiter.record(time.perf_counter() - started)
 
-
-def kernel_events() -> Callable[[], None] | None:
-    """When called on the main thread of a Jupyter kernel (a loop in a notebook's foreground, which keeps the
-    kernel from reading the front end's messages): a function that handles the pending ones. Otherwise None."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return None
-    from jupyter_ui_poll import ui_events
-
-    def poll() -> None:
-        with ui_events() as handle:
-            handle(20)
-
-    return poll

@@ -167,4 +167,5 @@ class SnapshotMaker:
             run_id=source.run_id,
             message=self.owner.message,
             message_is_error=self.owner.message_is_error,
+            prior=source.prior,
         )

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.priors import Prior
+
 
 class RunState(str, enum.Enum):
     """Where a run is; a snapshot's ``state`` is one of these (a str, so it compares with plain names)."""
@@ -55,6 +57,7 @@ class Snapshot:
     run_id: str = ""  # a new run is a new id (an explicit event, not a step that went backwards)
     message: str = ""
     message_is_error: bool = False
+    prior: Prior | None = None  # what the run trains toward (None: its objective takes no prior)
     taken_at: float = field(default_factory=time.perf_counter)
 
     @property

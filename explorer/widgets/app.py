@@ -284,6 +284,7 @@ class Explorer:
             if snapshot.run_id != self.trainer.run_id:
                 return False
             self.state.post(snapshot)
+            self.editor.follow(snapshot.prior)
             if self.following is not None:
                 self.panel.show(f"Following {self.following} (read-only): the run is trained by another process.")
             self.fallback.update(snapshot)

@@ -122,6 +122,7 @@ class PriorEditor:
         self.pair_x, self.pair_y, self.bandwidth = self.sketch.pair_x, self.sketch.pair_y, self.sketch.bandwidth
         self.use_points_button, self.pad = self.sketch.use_points_button, self.sketch.pad
         self.widget = widgets.VBox([self.presets.row, *self.dimensions.rows, self.message, *self.sketch.rows])
+        self._run_prior = prior
         if prior is not None:
             self._load(prior)
             self._prior = prior
@@ -148,13 +149,23 @@ class PriorEditor:
         """Call ``callback(prior)`` with each new valid prior."""
         self._callbacks.append(callback)
 
-    def set_prior(self, prior: Prior) -> None:
-        """Make ``prior`` current and show it in the controls; blocks they cannot show stay as fixed blocks."""
+    def set_prior(self, prior: Prior, notify: bool = True) -> None:
+        """Make ``prior`` current and show it in the controls; blocks they cannot show stay as fixed blocks.
+        ``notify``: tell the `on_change` callbacks."""
         self._load(prior)
         self.message.value = ""
         self._show_dim()
         self.sketch.show_points(self._fixed)
-        self._accept(prior)
+        self._accept(prior, notify=notify)
+
+    def follow(self, run_prior: Prior | None) -> None:
+        """The run trains toward ``run_prior`` now: show it when the run's prior changed from elsewhere (code such
+        as ``monitor.set_prior``), but not while the run has yet to take an edit made here."""
+        if run_prior is None or run_prior == self._run_prior:
+            return
+        self._run_prior = run_prior
+        if run_prior != self._prior:
+            self.set_prior(run_prior, notify=False)
 
     def _load(self, prior: Prior) -> None:
         """Put ``prior`` into the per-dimension control values, and its other blocks into the fixed blocks."""
@@ -266,11 +277,11 @@ class PriorEditor:
         self.message.value = ""
         self._accept(prior, fit)
 
-    def _accept(self, prior: Prior, fit: bool = True) -> None:
+    def _accept(self, prior: Prior, fit: bool = True, notify: bool = True) -> None:
         if prior == self._prior:
             return
         self._prior = prior
-        for callback in list(self._callbacks):
+        for callback in list(self._callbacks) if notify else ():
             callback(prior)
         self.preview.request(fit)
 
