@@ -52,7 +52,7 @@ INPUTS = {
 
 
 @pytest.mark.parametrize("kind", list(INPUTS))
-def test_every_input_kind_trains_checkpoints_reloads_and_encodes(kind, tmp_path):
+def test_every_input_kind_trains_checkpoints_reloads_encodes_and_opens_in_the_explorer(kind, tmp_path):
     data = INPUTS[kind]()
     trainer = Trainer(small_config(**STEPS), data=data, out=tmp_path / "run")
     trainer.run()
@@ -70,7 +70,13 @@ def test_every_input_kind_trains_checkpoints_reloads_and_encodes(kind, tmp_path)
         Trainer.resume(tmp_path / "run")
     with pytest.raises(CheckpointError, match="pass that data yourself"):
         trained.load_dataset()
-    assert Trainer.resume(tmp_path / "run", data=data, steps=4).step == 3
+    resumed = Trainer.resume(tmp_path / "run", data=data, steps=4)
+    assert resumed.step == 3
+    app = explorer.Explorer(trainer=resumed, refresh_hz=None)  # and opens in the explorer, the views filled
+    try:
+        assert app.last_snapshot.codes.shape == (len(trainer.dataset), 3) and app.last_snapshot.step == 3
+    finally:
+        app.close()
 
 
 def test_the_decoder_output_follows_the_value_range():
@@ -141,6 +147,30 @@ def test_your_model_trains_under_every_objective(objective):
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.run()
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_the_explorer_trains_your_model_and_a_new_run_starts_it_again_from_the_weights_passed():
+    model = Tiny()
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
+    app = explorer.Explorer(small_config(**STEPS), data=_Labelled(), model=model, refresh_hz=None)
+    try:
+        assert app.trainer.model is model  # the user's own object trains
+        app.panel.start.click()
+        app.join(timeout=60)
+        assert any(not torch.equal(initial[name], value) for name, value in model.state_dict().items())
+        app.panel.lr.value = 3e-3  # a new setting: Start makes a new run
+        app.panel.start.click()
+        app.join(timeout=60)
+        again = app.trainer.model
+        assert isinstance(again, Tiny) and again is not model and app.trainer.step == STEPS["steps"]
+        assert app.trainer.config.lr == pytest.approx(3e-3, rel=0.01)
+        fresh = Trainer(small_config(**STEPS, lr=3e-3), data=_Labelled(), model=Tiny())
+        fresh.model.load_state_dict(initial)
+        fresh.run()  # the same run from the weights passed: the same weights (training is deterministic)
+        for name, value in again.state_dict().items():
+            torch.testing.assert_close(value, fresh.model.state_dict()[name])
+    finally:
+        app.close()
 
 
 def test_a_deterministic_model_is_refused_by_a_gaussian_objective_and_serves_the_others():

@@ -14,6 +14,7 @@ objects (background owner, `LiveState`, views, prior editor) are one `_Run`, rep
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tempfile
 import threading
@@ -92,9 +93,7 @@ class Explorer:
         self.following, self._rest_lps_codes = watch.folder if isinstance(watch, Follower) else None, rest_lps_codes
         self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
         self.fallback = StaticFallback()  # the picture a notebook keeps for readers without a kernel
-        self._datasets: dict[str, Dataset] = {}
-        if dataset is not None:
-            self._datasets[_dataset_key(config)] = dataset
+        self._new_runs = NewRuns(config, dataset, model)
         self.panel = TrainingPanel(config)
         if isinstance(watch, Monitor):
             self.panel.watching()
@@ -111,7 +110,7 @@ class Explorer:
                                 layout={"width": "410px"})
         self.widget = self._views_box
         self._run = self._open(watch or self._background_for(
-            trainer or Trainer(config, self._dataset(config), model=model)))
+            trainer or self._new_runs.trainer(config)))
         self.updates = ViewUpdates(lambda: self.background, self.apply, self._on_draw_error)
         if self.following is not None:
             self.background.start()
@@ -156,12 +155,6 @@ class Explorer:
     def trainer(self) -> Trainer | LiveSource:
         """The run shown: a `Trainer`, or the `LiveSource` of a watched loop of the user's own."""
         return self.background.source
-
-    def _dataset(self, config: TrainConfig) -> Dataset:
-        key = _dataset_key(config)
-        if key not in self._datasets:
-            self._datasets[key] = load_dataset(config.dataset, **config.dataset_options)
-        return self._datasets[key]
 
     @property
     def background(self) -> BackgroundTrainer | Follower | Monitor:
@@ -251,7 +244,7 @@ class Explorer:
                     if self.background.running:
                         raise RuntimeError("Training is already running; stop it before starting a new run.")
                     config = self._new_config()
-                    self._replace(Trainer(config, dataset=self._dataset(config)))
+                    self._replace(self._new_runs.trainer(config))
                     self.panel.show_changed(self.settings_changed)
                 self.background.start(steps)
                 self.panel.set_state(RunState.RUNNING)
@@ -323,5 +316,22 @@ def _no_prior(objective: str) -> widgets.HTML:
         f"({takers}) in the Train tab, then Start, to train toward a prior drawn here.</p>")
 
 
-def _dataset_key(config: TrainConfig) -> str:
-    return repr((config.dataset, sorted(config.dataset_options.items())))
+class NewRuns:
+    """What Start makes a new run of: the data its settings name (each loaded once, the data passed in kept under
+    its own settings), and the user's own model if one was passed (the object itself for the first run, then a copy
+    of its weights as passed: a run trains its model in place), else the built-in model the settings describe."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None, model: nn.Module | None) -> None:
+        self._datasets = {} if dataset is None else {self._key(config): dataset}
+        self._model, self._initial = model, copy.deepcopy(model)
+
+    def trainer(self, config: TrainConfig) -> Trainer:
+        key = self._key(config)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(config.dataset, **config.dataset_options)
+        model, self._model = self._model, copy.deepcopy(self._initial)
+        return Trainer(config, self._datasets[key], model=model)
+
+    @staticmethod
+    def _key(config: TrainConfig) -> str:
+        return repr((config.dataset, sorted(config.dataset_options.items())))
