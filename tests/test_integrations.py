@@ -90,5 +90,8 @@ def test_hugging_face_callback_reports_each_step_with_the_logged_loss(digits, tm
     snapshot = monitor.publish().result(timeout=10)
     assert snapshot.step == 10 and snapshot.state == "finished"
     assert "loss" in snapshot.history and snapshot.history_steps[-1] == 10
+    logged = {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
+    shown = dict(zip(snapshot.history_steps.tolist(), snapshot.history["loss"].tolist(), strict=True))
+    assert shown == pytest.approx(logged, abs=1e-4)  # each step with its own logged loss, none a step late
     assert model.training  # the monitor gave the model back in train mode
     monitor.close()
