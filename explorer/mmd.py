@@ -14,6 +14,12 @@ Kernels (summed over ``scales``; s = scale * sigma_base):
 Estimators: ``"biased"`` (V-statistic, the paper's default; exactly 0 for identical samples, never negative)
 and ``"unbiased"`` (U-statistic, the paper's eq. 4; diagonal kernel terms dropped, can be negative).
 The median of an even number of pairs is the lower of the two middle values (``torch.median``).
+
+`marginal_mmd2` sums one-dimensional MMD^2s, one per dimension, each at that dimension's own median bandwidth.
+The joint kernel's single bandwidth is set by the widest dimensions, so it is blind to a narrow dimension's
+shape (std-1 modes at +-10 look like std-4 ones); the marginal sum is not. Its kernel is the Laplace kernel
+k(a, b) = sum_s exp(-|a - b| / s), whose sums over all pairs of a sorted sample are running sums: exact in
+O(n log n) per dimension, where a Gaussian kernel would need the [n, n] matrix of every dimension.
 """
 
 from __future__ import annotations
@@ -127,6 +133,15 @@ def _block_weights(n: int, m: int, estimator: str, dtype: torch.dtype, device: t
     return torch.tensor([[xx, xy], [xy, yy]], dtype=dtype, device=device)
 
 
+def _check_options(kernel: str, estimator: str, scales: Sequence[float]) -> None:
+    if kernel not in KERNELS:
+        raise ValueError(f"mmd: kernel must be one of {KERNELS}, got {kernel!r}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"mmd: estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if len(scales) == 0 or any(float(s) <= 0 for s in scales):
+        raise ValueError(f"mmd: scales must be a non-empty sequence of positive numbers, got {tuple(scales)}")
+
+
 def mmd2(
     x: Tensor,
     y: Tensor,
@@ -138,12 +153,52 @@ def mmd2(
 
     The bandwidth is the detached median heuristic over x u y; kernels and estimators: module docstring.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"mmd: kernel must be one of {KERNELS}, got {kernel!r}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"mmd: estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if len(scales) == 0 or any(float(s) <= 0 for s in scales):
-        raise ValueError(f"mmd: scales must be a non-empty sequence of positive numbers, got {tuple(scales)}")
+    _check_options(kernel, estimator, scales)
     _check_samples(x, y)
     z = torch.cat([x, y.to(x.dtype)])
     return _MMD2.apply(z, x.shape[0], kernel, estimator, tuple(float(s) for s in scales))
+
+
+MEDIAN_ROWS = 64  # rows of x u y, evenly spaced, whose pairs give each dimension's median bandwidth
+
+
+def marginal_bandwidths(z: Tensor) -> Tensor:
+    """[d] median |a - b| per dimension over the pairs of distinct rows of an evenly spaced subset of z's rows
+    (detached; a subset as the median needs no more, where all pairs would cost n^2 d)."""
+    rows = z.detach()[:: max(1, len(z) // MEDIAN_ROWS)]
+    first, second = torch.triu_indices(len(rows), len(rows), offset=1, device=z.device)
+    return (rows[first] - rows[second]).abs().median(dim=0).values.clamp_min(1e-12)
+
+
+def marginal_mmd2(
+    x: Tensor,
+    y: Tensor,
+    estimator: str = "biased",
+    scales: Sequence[float] = (0.5, 1.0, 2.0),
+) -> Tensor:
+    """Sum over dimensions of the one-dimensional MMD^2 of x [n, d] and y [m, d], each dimension with the Laplace
+    kernel at its own median bandwidth times ``scales`` (module docstring). Differentiable in x and y.
+
+    Computed in float64 by sorting each dimension: with v sorted and w the indicator of one sample's rows,
+    sum_{i < j} w_i exp(-(v_j - v_i) / s) = exp(-v_j / s) cumsum(w exp(v / s))_j - w_j, the exponents centred
+    on the median row so they stay small."""
+    _check_options("rbf", estimator, scales)
+    _check_samples(x, y)
+    n, m = len(x), len(y)
+    z = torch.cat([x, y.to(x.dtype)]).double()
+    values, order = z.sort(dim=0)
+    values = values - values[len(values) // 2].detach()
+    rows = torch.stack([order < n, order >= n], dim=-1).double()  # [n + m, d, 2]: x rows, y rows
+    counts = torch.tensor([n, m], dtype=z.dtype, device=z.device)
+    total = z.new_zeros(())
+    for scale in scales:
+        t = (values / (marginal_bandwidths(z) * float(scale))).unsqueeze(-1)
+        below = (rows * t.exp()).cumsum(dim=0) * (-t).exp() - rows  # sum over lower rows of each sample
+        same = counts + 2 * (rows * below).sum(dim=0)  # [d, 2]: xx and yy sums, pairs with themselves included
+        cross = (rows.flip(-1) * below).sum(dim=(0, 2))  # [d]: the xy sum
+        if estimator == "biased":
+            within = same / counts**2
+        else:
+            within = (same - counts) / (counts * (counts - 1))
+        total = total + (within.sum(dim=1) - 2 * cross / (n * m)).sum()
+    return total.to(x.dtype)

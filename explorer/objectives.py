@@ -173,6 +173,8 @@ class AEMMD(Objective):
                              choices=KERNELS)
         estimator: str = option("biased", "MMD^2 estimator: biased (V-statistic, the paper's) or unbiased",
                                 one_of(ESTIMATORS), choices=ESTIMATORS)
+        marginal: float = weight(0.0, "weight of the per-dimension MMD^2 added to the joint one, which sees each "
+                                      "dimension's shape where the joint kernel cannot (0: off; 1 weighs them alike)")
 
     def __init__(self, prior: Prior | dict[str, Any] | None = None, latent_dim: int | None = None,
                  **options: Any) -> None:
@@ -189,7 +191,8 @@ class AEMMD(Objective):
         self, z: Tensor, mu: Tensor, logvar: Tensor | None, generator: torch.Generator | None
     ) -> tuple[Tensor, Terms]:
         # the global batch under torchrun; NaN for a diverged encoder, on which the trainer stops
-        mmd = prior_mmd(z, self.prior, generator, self.config.kernel, self.config.estimator)
+        config = self.config
+        mmd = prior_mmd(z, self.prior, generator, config.kernel, config.estimator, marginal=config.marginal)
         return self.config.lam * mmd, {"mmd": mmd}
 
     def options(self) -> dict[str, Any]:

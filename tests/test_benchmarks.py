@@ -8,6 +8,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 from explorer.live import HISTORY_POINTS
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -32,6 +34,8 @@ def test_mmd_benchmark_smoke_compares_with_the_autograd_reference(monkeypatch, c
     rows = {row["implementation"]: row for row in run_json("mmd.py", "--smoke", monkeypatch=monkeypatch,
                                                               capsys=capsys)["rows"]}
     assert rows["explorer.mmd.mmd2"]["ms"] > 0 and rows["autograd reference"]["vs_reference"] == 1.0
+    marginal, step = rows["explorer.mmd.marginal_mmd2"], rows["AE-MMD training step"]
+    assert marginal["share_of_step"] == pytest.approx(marginal["ms"] / step["ms"])
 
 
 def test_lps_benchmark_real_codes_row_compares_shipped_codes_with_the_reference():

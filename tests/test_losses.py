@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from explorer.losses import MMDPrior
-from explorer.mmd import mmd2
+from explorer.mmd import marginal_mmd2, mmd2
 from explorer.objectives import AEMMD
 from explorer.priors import Gaussian, Uniform
 
@@ -30,6 +30,18 @@ def test_it_is_the_penalty_of_the_ae_mmd_objective():
     objective = AEMMD(prior=prior, lam=1.0, kernel="imq")
     penalty, _ = objective.regularizer(z, z, None, torch.Generator().manual_seed(3))
     assert MMDPrior(prior, kernel="imq")(z, torch.Generator().manual_seed(3)).item() == pytest.approx(penalty.item())
+
+
+def test_the_marginal_option_adds_the_weighted_per_dimension_term_here_and_in_the_objective():
+    prior, z = Uniform(3), codes()
+    sample = prior.sample(64, torch.Generator().manual_seed(7))
+    expected = mmd2(z, sample, kernel="imq") + 2.0 * marginal_mmd2(z, sample)
+    assert MMDPrior(prior, kernel="imq", marginal=2.0, generator=7)(z).item() == pytest.approx(expected.item())
+    objective = AEMMD(prior=prior, lam=1.0, kernel="imq", marginal=2.0)
+    penalty, _ = objective.regularizer(z, z, None, torch.Generator().manual_seed(7))
+    assert penalty.item() == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="marginal must be a finite weight >= 0"):
+        MMDPrior(prior, marginal=-1.0)
 
 
 def test_it_is_differentiable_and_pulls_codes_toward_the_prior():

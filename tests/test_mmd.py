@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.mmd import median_bandwidth, mmd2
+from explorer.mmd import marginal_bandwidths, marginal_mmd2, median_bandwidth, mmd2
+from explorer.priors import Gaussian, GaussianMixture, Prior, Product, Uniform
 
 SCALES = (0.5, 1.0, 2.0)
 
@@ -164,3 +165,80 @@ def test_bad_options():
         mmd2(x, x, estimator="linear")
     with pytest.raises(ValueError, match="scales"):
         mmd2(x, x, scales=(1.0, -1.0))
+
+
+# ---------------------------------------------------------------------------------- the per-dimension term
+
+
+def _reference_marginal_mmd2(x: np.ndarray, y: np.ndarray, estimator: str) -> float:
+    """Per dimension, the direct double-loop MMD^2 with the Laplace kernel sum at that dimension's bandwidth."""
+    bandwidths = marginal_bandwidths(torch.from_numpy(np.concatenate([x, y]))).numpy()
+    total = 0.0
+    for j, base in enumerate(bandwidths):
+        def k(a, b, base=base):
+            return sum(math.exp(-abs(a - b) / (scale * base)) for scale in SCALES)
+
+        def mean_k(p, q, drop_diagonal, j=j, k=k):
+            values = [k(p[a, j], q[b, j]) for a in range(len(p)) for b in range(len(q))
+                      if not (drop_diagonal and a == b)]
+            return sum(values) / len(values)
+
+        unbiased = estimator == "unbiased"
+        total += mean_k(x, x, unbiased) + mean_k(y, y, unbiased) - 2 * mean_k(x, y, False)
+    return total
+
+
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_the_marginal_term_matches_its_double_loop_definition(estimator):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(23, 3)) * [1.0, 5.0, 0.1], rng.uniform(-2, 2, size=(17, 3))
+    got = marginal_mmd2(torch.from_numpy(x), torch.from_numpy(y), estimator=estimator)
+    assert float(got) == pytest.approx(_reference_marginal_mmd2(x, y, estimator), rel=1e-9, abs=1e-12)
+
+
+def test_the_marginal_bandwidth_is_each_dimensions_median_distance_on_a_subset_of_rows():
+    z = torch.tensor([[0.0, 0.0], [1.0, 10.0], [3.0, 40.0]])  # |differences|: 1, 3, 2 and 10, 40, 30
+    assert marginal_bandwidths(z).tolist() == [2.0, 30.0]
+
+
+def test_the_marginal_term_is_zero_for_one_sample_and_its_gradient_that_of_its_definition():
+    x = torch.randn(40, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert float(marginal_mmd2(x, x)) == pytest.approx(0.0, abs=1e-12)
+    y = torch.rand(30, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mine, direct = x.clone().requires_grad_(), x.clone().requires_grad_()
+    marginal_mmd2(mine, y).backward()
+    bandwidths = marginal_bandwidths(torch.cat([x, y]))
+    z = torch.cat([direct, y])
+    k = sum(torch.exp(-(z[:, None] - z[None]).abs() / (scale * bandwidths)) for scale in SCALES)
+    n = len(x)
+    (k[:n, :n].mean((0, 1)) + k[n:, n:].mean((0, 1)) - 2 * k[:n, n:].mean((0, 1))).sum().backward()
+    torch.testing.assert_close(mine.grad, direct.grad)
+
+
+def _hybrid(mode_std: float = 1.0, first: Prior | None = None) -> Product:
+    """The paper's dSprites hybrid prior, with its N(+-10, 1) modes and its Uniform(-5, 5) dimension replaceable."""
+    return Product([([0], first or Uniform(1, -5.0, 5.0)), ([1], Gaussian(1, 0.0, 2.0)),
+                    ([2], GaussianMixture([-5.0, 5.0], 5.0)), ([3], GaussianMixture([-10.0, 10.0], mode_std)),
+                    ([4], GaussianMixture([-10.0, 10.0], mode_std))])
+
+
+WRONG_SHAPES = {  # codes whose shape misses the prior's where the joint median bandwidth cannot see it
+    "std-4 modes for the hybrid prior's std-1 ones": (_hybrid(), _hybrid(mode_std=4.0)),
+    "Gaussians for a Uniform of the same variance, d = 10": (Uniform(10, -math.sqrt(3), math.sqrt(3)), Gaussian(10)),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_SHAPES))
+def test_at_batch_64_the_marginal_term_tells_a_wrong_shape_where_the_joint_kernel_does_not(case):
+    """Each of 200 draws compares codes of the wrong shape with a prior sample, and a second prior sample with the
+    same one: the wrong codes should come out further from the prior."""
+    prior, wrong = WRONG_SHAPES[case]
+    g = torch.Generator().manual_seed(0)
+    draws = [(prior.sample(64, g), prior.sample(64, g), wrong.sample(64, g)) for _ in range(200)]
+
+    def told(distance) -> float:
+        return float(np.mean([float(distance(codes, p)) > float(distance(again, p)) for p, again, codes in draws]))
+
+    assert told(marginal_mmd2) >= 0.95
+    assert told(lambda a, b: mmd2(a, b, kernel="imq")) <= 0.7
+    assert told(mmd2) <= 0.7

@@ -173,6 +173,7 @@ def test_mmd_default_prior_and_options():
         "lam": 1.5,
         "kernel": "imq",
         "estimator": "unbiased",
+        "marginal": 0.0,
     }
 
 

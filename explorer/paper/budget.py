@@ -52,12 +52,13 @@ def schedule(first: int, steps: int) -> list[int]:
 def budget(out: str | Path, study: Budget, callbacks: Sequence[Callback] = (), jobs: int = 1) -> list[dict[str, Any]]:
     """Train and evaluate every objective and seed at each budget of `schedule`; returns one row per run, seed
     and step (``images`` = step x batch), also written to ``out/budget.json`` with the figure ``budget.png``.
-    Takes the settings of `explorer.paper.studies.Budget` as keywords: ``lam`` and ``kernel`` go to the objectives
-    that take them; ``kernel`` None keeps their default (the RBF sum)."""
+    Takes the settings of `explorer.paper.studies.Budget` as keywords: ``lam``, ``kernel`` and ``marginal`` go to
+    the objectives that take them; ``kernel`` None keeps their default (the RBF sum)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(study.dataset, **study.dataset_options)
-    objective_options = {LAM: study.lam, **({"kernel": study.kernel} if study.kernel else {})}
+    objective_options = {LAM: study.lam, **({"kernel": study.kernel} if study.kernel else {}),
+                         **({"marginal": study.marginal} if study.marginal else {})}
     runs = objective_runs(study.objectives, study.dataset, study.dataset_options, objective_options,
                           latent_dim=study.latent_dim, steps=study.steps, batch_size=study.batch_size, lr=study.lr)
     setting = {"dataset": study.dataset, "dataset_options": study.dataset_options, "latent_dim": study.latent_dim,
@@ -72,7 +73,8 @@ def budget(out: str | Path, study: Budget, callbacks: Sequence[Callback] = (), j
             weights_only(task.folder, out / "steps" / task.folder.name / f"step{step}")
             rows.append({**row, "step": step, "images": step * study.batch_size})
             (out / RESULTS).write_text(json.dumps({"setting": setting, "rows": rows}, indent=2))
-        kernel_note = f", {study.kernel} kernel" if study.kernel else ""
+        kernel_note = (f", {study.kernel} kernel" if study.kernel else "") + (
+            f", marginal MMD weight {study.marginal}" if study.marginal else "")
         figure = curves_figure(rows, f"{study.dataset}, d = {study.latent_dim}, batch {study.batch_size}, "
                                      f"lr {study.lr}, lambda {study.lam}{kernel_note}")
         figure.savefig(out / FIGURE, dpi=110)

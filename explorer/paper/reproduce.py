@@ -224,12 +224,15 @@ def engineered_priors(out: str | Path, study: EngineeredPriors, callbacks: Seque
     dataset, seeds, eval_n = study.dataset, study.seeds, study.eval_n
     xy_options = study.xy_options
     shapes_options = {"size": 32, **study.shapes_options}
+    marginal = f", marginal MMD weight {study.marginal}" if study.marginal else ""
     budget = (f"{study.steps} steps of batch {study.batch_size}, lr {study.lr}, lambda {study.lam}, {study.kernel} "
-              f"kernel, seeds {list(seeds)}")
+              f"kernel{marginal}, seeds {list(seeds)}")
 
     def config(dataset: str, options: dict[str, Any], prior: Prior) -> TrainConfig:
         return TrainConfig(dataset=dataset, dataset_options=options, objective=AEMMD.name,
-                           objective_options={LAM: study.lam, "kernel": study.kernel}, prior=prior.to_dict(),
+                           objective_options={LAM: study.lam, "kernel": study.kernel,
+                                              **({"marginal": study.marginal} if study.marginal else {})},
+                           prior=prior.to_dict(),
                            latent_dim=prior.dim, steps=study.steps, batch_size=study.batch_size, lr=study.lr,
                            checkpoint_every=0)
 

@@ -100,6 +100,11 @@ def _kernel(default: str | None) -> Any:
                   "and variance)", check, choices=KERNELS)
 
 
+def _marginal() -> Any:
+    return option(0.0, "weight of AE-MMD's per-dimension MMD^2, which sees each dimension's shape (0: off)",
+                  number())
+
+
 def _objectives() -> Any:
     return option(KL_FAILURE, "objectives to train, any registered ones", _check_names, parse="names",
                   choices=OBJECTIVES)
@@ -156,6 +161,7 @@ class EngineeredPriors(Study):
     # IMQ: with the RBF sum a Uniform prior on xy comes out Gaussian (DCI 0.08 against the Gaussian prior's 0.44
     # after 2,000 steps), as docs/method.md explains; IMQ's heavy tails see the square's edges (DCI 0.93)
     kernel: str = _kernel("imq")
+    marginal: float = _marginal()
     eval_n: int = _eval_n()
     xy_options: dict[str, Any] = option(factory=dict, help="options of the xy dataset", check=_check_mapping, cli=False)
     shapes_options: dict[str, Any] = option(factory=dict, help="options of the shapes dataset (size 32 unless given)",
@@ -179,6 +185,7 @@ class Budget(Study):
     lr: float = _lr(2e-3)
     lam: float = _lam(2.0)
     kernel: str | None = _kernel(None)
+    marginal: float = _marginal()
     objectives: tuple[str, ...] = _objectives()
     eval_n: int = _eval_n()
 
