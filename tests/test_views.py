@@ -120,6 +120,35 @@ def test_marginals_draw_the_prior_as_a_line_and_the_covariance_prints_its_number
     assert [cell_text(v, 3) for v in (-0.001, 0.004, 1.0)] == ["0.00", "0.00", "1.00"]
 
 
+def test_each_marginal_shows_its_ks_distance_and_one_dimension_can_be_shown_at_full_size():
+    rng = np.random.default_rng(0)
+    codes, prior = rng.standard_normal((500, 3)), rng.standard_normal((500, 3))
+    codes[:, 2] = rng.uniform(-1, 1, 500)
+    fit = np.array([0.04, 0.05, 0.31])
+    structure, lps = StructureView(3), LPSView(3)
+    shown = snapshot(codes, prior=prior, fit=fit)
+    structure.update(shown)
+    lps.update(shown)
+    assert [fig.title.text for fig in structure.marginals] == ["z0 · KS 0.04", "z1 · KS 0.05", "z2 · KS 0.31"]
+    assert list(lps.fit_source.data["ks"]) == list(fit) and "worst z2: 0.31" in lps.fit.title.text
+    assert structure.grid.visible and not structure.focused.visible
+
+    structure.focus.value = 2  # as the dropdown does
+    assert structure.focused.visible and not structure.grid.visible
+    assert structure.focused.title.text == "z2: KS distance 0.310 to the prior's marginal"
+    for focused, small in zip(structure.focused_sources, structure.marginal_sources[2], strict=True):
+        assert dict(focused.data).keys() == dict(small.data).keys()
+        for column in focused.data:
+            np.testing.assert_array_equal(focused.data[column], small.data[column])
+    before = max(structure.focused_sources[0].data["top"])
+    structure.update(snapshot(codes * 3, prior=prior, fit=fit))  # the focused dimension follows new snapshots
+    tops = structure.focused_sources[0].data["top"]
+    np.testing.assert_array_equal(tops, structure.marginal_sources[2][0].data["top"])
+    assert max(tops) < 0.9 * before  # wider codes: a lower histogram
+    structure.focus.value = -1
+    assert structure.grid.visible and not structure.focused.visible
+
+
 def test_tiny_covariances_print_in_a_unit_that_keeps_their_digits():
     structure = StructureView(2)
     codes = np.random.default_rng(0).standard_normal((500, 2)) * 0.02

@@ -17,6 +17,7 @@ import torch
 
 from explorer.events import StepEvent
 from explorer.history import BoundedHistory
+from explorer.live.fit import MarginalFit
 from explorer.live.lps import LiveLPS
 from explorer.live.owner import Owner
 from explorer.live.pacing import RateLimiter, ReportedClock, StepClock
@@ -55,6 +56,7 @@ class SnapshotMaker:
                            on_rest_done=publish, history_points=HISTORY_POINTS)
         self.traversals = Traversals(RateLimiter(pacing.traversal_interval, 0.1 * budget))
         self.loss_history = BoundedHistory(HISTORY_POINTS)
+        self.fit = MarginalFit()
         self.last_event: StepEvent | None = None
         self.selected = 0
         self.seconds = 0.0  # time spent taking snapshots, LPS included (the live view's cost)
@@ -133,6 +135,7 @@ class SnapshotMaker:
         prior = source.prior or standard_normal(source.latent_dim)
         codes = self._finite(self.probe.refresh(model, everything=complete or not advancing))
         prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(source.step)).numpy()
+        fit = self.fit.of(codes.numpy(), prior)
         self.lps.update(codes, advancing)
         selected = min(self.selected, len(codes) - 1)
         values, traversals = self.traversals.get(model, codes[selected], (selected, id(prior), source.step),
@@ -168,4 +171,5 @@ class SnapshotMaker:
             message=self.owner.message,
             message_is_error=self.owner.message_is_error,
             prior=source.prior,
+            fit=fit,
         )

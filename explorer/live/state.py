@@ -58,6 +58,7 @@ class Snapshot:
     message: str = ""
     message_is_error: bool = False
     prior: Prior | None = None  # what the run trains toward (None: its objective takes no prior)
+    fit: np.ndarray | None = None  # [d] KS distance of each dimension's codes to the prior's marginal
     taken_at: float = field(default_factory=time.perf_counter)
 
     @property
