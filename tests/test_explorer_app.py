@@ -320,6 +320,12 @@ def test_settings_changed_is_derived_at_the_precision_the_controls_show(app):
     assert app.settings_changed == [] and "Settings changed" not in app.panel.status.value
 
 
+def test_a_learning_rate_typed_into_its_readout_is_the_one_a_new_run_trains_with(app):
+    app.panel.lr.value = 3e-4
+    app.panel.lr.value = 10 ** (round(np.log10(3e-4) / 0.001) * 0.001)  # the front end's step: 0.00030007
+    assert app.panel.lr.value != 3e-4 and app.panel.config().lr == 3e-4
+
+
 def test_a_vae_disables_the_prior_tab_with_a_sentence_why(digits):
     app = explorer.Explorer(dataclasses.replace(CONFIG, objective="vae"), data=digits, probe_size=64,
                             refresh_hz=None)

@@ -353,3 +353,24 @@ def test_a_ring_of_points_stays_a_ring_with_the_spread_the_user_sets():
 def test_a_slider_value_is_kept_to_the_digits_its_text_shows(editor):
     editor.sliders["std"].value = 2.0000000000000004  # what a log slider's 10 ** x gives
     assert editor.texts["std"].value == 2.0 and editor.prior == Gaussian(3, 0.0, [2.0, 1.0, 1.0])
+
+
+def front_end_step(slider, value: float) -> float:
+    """Where the slider's front end puts ``value``: its nearest step (in the exponent, on a log slider)."""
+    steps = round((np.log10(value) - slider.min) / slider.step)
+    return float(10 ** (slider.min + steps * slider.step))
+
+
+def test_a_typed_value_stays_as_typed_when_the_log_slider_snaps_it_to_its_step(editor):
+    slider, text = editor.sliders["std"], editor.texts["std"]
+    text.value = 0.3
+    slider.value = snapped_value = front_end_step(slider, 0.3)  # the front end's echo of the slider it was sent
+    assert snapped_value != pytest.approx(0.3, abs=1e-4)  # 0.3013: the step is coarser than the typed digits
+    assert text.value == 0.3 and editor.prior == Gaussian(3, 0.0, [0.3, 1.0, 1.0])
+    assert editor.calls == [Gaussian(3, 0.0, [0.3, 1.0, 1.0])]
+    slider.value = front_end_step(slider, 0.5)  # a drag of the user's moves it further: that is an edit
+    assert text.value == pytest.approx(0.5, rel=0.01) and editor.prior.std[0] == text.value
+
+    editor.set_prior(Gaussian(3, 0.0, [0.7, 1.0, 1.0]))  # a prior shown in the controls stays as given too
+    slider.value = front_end_step(slider, 0.7)
+    assert text.value == 0.7 and editor.prior == Gaussian(3, 0.0, [0.7, 1.0, 1.0])

@@ -37,6 +37,19 @@ def _slider(param: Param) -> widgets.FloatSlider | widgets.FloatLogSlider:
                                step=(param.high - param.low) / SLIDER_STEPS, description=label, readout=False)
 
 
+def _position(slider: widgets.FloatSlider | widgets.FloatLogSlider, value: float) -> float:
+    """Where ``value`` sits on the slider's track, in the unit of its step (the exponent on a log slider)."""
+    return math.log10(value) if isinstance(slider, widgets.FloatLogSlider) else value
+
+
+def snapped(slider: widgets.FloatSlider | widgets.FloatLogSlider, value: float, given: float) -> bool:
+    """``value`` is the slider's front end moving ``given`` to its nearest step (0.3 read back as 0.3013 on a log
+    slider), not a move of the user's."""
+    if value <= 0 and isinstance(slider, widgets.FloatLogSlider):
+        return False
+    return abs(_position(slider, value) - _position(slider, given)) <= slider.step / 2 * (1 + 1e-9)
+
+
 class Quiet:
     """Set while Python, not the user, sets controls: their observers then report no edit. ``with quiet():``."""
 
@@ -76,9 +89,10 @@ class DimensionControls:
         self.family_select = widgets.Dropdown(options=self._family_options, description="family")
         self.controls = {name: {p.name: (_slider(p), widgets.FloatText(value=p.default, layout={"width": "90px"}))
                                 for p in cls.params} for name, cls in families.items()}
+        self._given: dict[int, float] = {}  # id(slider) -> the value set from its text or a prior (not dragged)
         for family, controls in self.controls.items():
             for name, (slider, text) in controls.items():
-                slider.observe(partial(self._on_slider, text), "value")
+                slider.observe(partial(self._on_slider, slider, text), "value")
                 text.observe(partial(self._on_text, family, name, slider), "value")
         self.dim_select.observe(lambda _: on_dim(), "value")
         self.family_select.observe(self._on_family, "value")
@@ -120,22 +134,32 @@ class DimensionControls:
             self.family_select.options = options
             self.family_select.value = family
             for name, (slider, text) in self.controls.get(family, {}).items():
-                text.value = slider.value = spec["values"][family][name]
+                text.value = spec["values"][family][name]
+                self._follow(slider, text.value)
         hints = {DRAWN: f"Draw the density of z{i} on the sketch pad (freehand tool; x: z{i}, y: density).",
                  FIXED: "A block the sliders cannot show; choose a family to replace it."}
         self.hint.value = hints.get(family, "")
         rows = self._rows.get(family, [])
         self._params_box.children = [*rows, self.hint] if family in hints else rows
 
-    def _on_slider(self, text: widgets.FloatText, change: dict[str, Any]) -> None:
-        if not self.quiet.on:  # the text holds the value, as many digits as it shows; its callback edits
-            text.value = float(f"{change['new']:.{SHOWN_DIGITS}g}")
+    def _follow(self, slider: widgets.FloatSlider | widgets.FloatLogSlider, value: float) -> None:
+        """Move ``slider`` to a value given elsewhere (clamped to its range), as the user's edit of nothing."""
+        with self.quiet():
+            slider.value = value
+        self._given[id(slider)] = slider.value
+
+    def _on_slider(self, slider: widgets.FloatSlider | widgets.FloatLogSlider, text: widgets.FloatText,
+                   change: dict[str, Any]) -> None:
+        given = self._given.get(id(slider))
+        if self.quiet.on or (given is not None and snapped(slider, change["new"], given)):
+            return  # typed values stay as typed: the text, not the slider's step, holds the value
+        self._given.pop(id(slider), None)
+        text.value = float(f"{change['new']:.{SHOWN_DIGITS}g}")  # as many digits as it shows; its callback edits
 
     def _on_text(self, family: str, name: str, slider: widgets.FloatSlider, change: dict[str, Any]) -> None:
         if self.quiet.on:
             return
-        with self.quiet():
-            slider.value = change["new"]  # clamped to the slider's range; the text keeps the value
+        self._follow(slider, change["new"])  # the slider follows; the text keeps the value
         self._on_value_edit(family, name, change["new"])
 
     def _on_family(self, change: dict[str, Any]) -> None:

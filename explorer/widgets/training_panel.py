@@ -36,6 +36,12 @@ def _shown(slider: widgets.FloatLogSlider, value: float) -> str:
     return format(value, slider.readout_format)
 
 
+def _as_shown(slider: widgets.FloatLogSlider) -> float:
+    """The slider's value as its readout shows it: a value typed there (lr 3e-4) is the one used, not the log
+    step's neighbour the slider holds (0.00030007)."""
+    return float(_shown(slider, slider.value))
+
+
 LOG_TERMS = ("loss", "recon")  # terms that fall over decades: drawn on a log axis
 
 
@@ -136,10 +142,10 @@ class TrainingPanel:
         name, options = self._datasets[self.dataset.value]
         objective = self.objective.value
         weight = penalty_weight(objective)
-        objective_options = {} if weight is None else {weight[0]: float(self.weight.value)}
+        objective_options = {} if weight is None else {weight[0]: _as_shown(self.weight)}
         return dataclasses.replace(
             self._base, dataset=name, dataset_options=dict(options), objective=objective,
-            objective_options=objective_options, latent_dim=int(self.latent_dim.value), lr=float(self.lr.value),
+            objective_options=objective_options, latent_dim=int(self.latent_dim.value), lr=_as_shown(self.lr),
             batch_size=int(self.batch_size.value), steps=int(self.steps.value),
         )
 
