@@ -48,6 +48,17 @@ def test_lps_benchmark_real_codes_row_compares_shipped_codes_with_the_reference(
     assert abs(row["ours_mean_r2"] - row["ref_mean_r2"]) < 0.05  # two independent dimensions: both near 0
 
 
+def test_lps_benchmark_lgbm_agreement_row_compares_our_settings_with_a_plain_loop():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        (row,) = runpy.run_path(str(BENCHMARKS / "lps.py"))["lgbm_agreement_rows"](("engineered/xy/gmm-seed0",))
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert row["checkpoint"] == "engineered/xy/gmm-seed0" and min(row["plain_s"], row["default_s"]) > 0
+    # two independent dimensions: our settings keep the train mean, near 0; the plain loop over-fits below it
+    assert abs(row["default"]) < 0.02 and abs(row["early_stopped"]) < 0.02 and row["plain"] < row["default"]
+
+
 def test_paper_budget_gpu_script_smoke_trains_evaluates_and_ships_on_the_cpu(monkeypatch, capsys, tmp_path):
     result = run_json("paper_budget_gpu.py", "--smoke", "--objectives", "mmd", "--out", str(tmp_path),
                       monkeypatch=monkeypatch, capsys=capsys)

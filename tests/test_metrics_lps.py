@@ -64,6 +64,21 @@ def test_nonlinear_dependence_found_by_mlp_and_lgbm_missed_by_linear():
     assert abs(lps(codes, method="linear").per_dim[1]) < 0.05  # z1^2 is uncorrelated with z1
 
 
+def test_lgbm_default_is_a_plain_lgbm_regressor_loop():
+    """Where every dimension is predictable, the default is LGBMRegressor() fitted on the 80 %, scored on the 20 %."""
+    from lightgbm import LGBMRegressor
+
+    codes = _mixture_codes(5000, 6, seed=9)
+    test, train = np.split(codes[np.random.default_rng(0).permutation(len(codes))], [1000])  # lps' split, seed 0
+    plain = []
+    for i in range(codes.shape[1]):
+        others = np.arange(codes.shape[1]) != i
+        model = LGBMRegressor(n_jobs=1, verbose=-1).fit(train[:, others], train[:, i])
+        plain.append(model.score(test[:, others], test[:, i]))  # R^2
+    assert min(plain) > 0.1  # predictable, so the constant predictor never replaces the booster
+    np.testing.assert_allclose(lps(codes, method="lgbm").per_dim, plain, atol=0.02)
+
+
 def test_result_records_settings_and_versions_and_serializes():
     codes = _mixture_codes(3000, 4, seed=2)
     result = lps(torch.as_tensor(codes, dtype=torch.float32), method="lgbm", n=2000, seed=3, num_leaves=7)

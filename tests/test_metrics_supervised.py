@@ -150,3 +150,22 @@ def test_compute_factor_vae_on_known_votes():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_dci_paper_convention_regresses_discrete_factors():
+    factors = _factors("discrete")  # 4 classes per factor, as dSprites' factors are classes
+    exact = dci(factors[:, [2, 0, 1]], factors, continuous_factors=True)  # each factor is one code
+    assert exact == pytest.approx({"disentanglement": 1.0, "completeness": 1.0, "informativeness": 1.0})
+    noise = _codes(factors, "noise")
+    assert -0.2 < dci(noise, factors, continuous_factors=True)["informativeness"] < 0.01  # R^2: 0 at best
+    assert dci(noise, factors)["informativeness"] == pytest.approx(0.25, abs=0.05)  # ours: chance accuracy
+
+
+def test_sap_on_raw_codes_depends_on_their_scale():
+    factors = _factors("discrete")
+    codes = _codes(factors, "aligned")  # per factor one code classifies it perfectly, the others at chance 1/4
+    for scale in (1e-3, 1.0, 100.0):
+        assert sap(scale * codes, factors) == pytest.approx(0.75, abs=0.02)
+    assert sap(100.0 * codes, factors, standardize=False) == pytest.approx(0.75, abs=0.02)
+    # too small for the SVM's weight at C = 0.01: every code predicts the same class, so no gap
+    assert sap(1e-3 * codes, factors, standardize=False) == pytest.approx(0.0, abs=0.01)

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 import explorer
-from explorer.metrics.evaluate import encode_dataset
+from explorer.metrics.evaluate import LPS_OPTIONS, encode_dataset
 from explorer.metrics.lps import lps
 from explorer.paper.shipped import BUDGET_MODEL, MANIFEST, SETS, budget_command, checkpoints_root, manifest, ship_sets
 
@@ -59,8 +59,8 @@ def test_a_shipped_checkpoint_loads_and_reproduces_its_manifest_metrics(entry):
     assert trained.step == entry["step"] and "state" not in trained.config["files"]
     codes, _, nmse = encode_dataset(trained, trained.load_dataset(), entry["eval"]["n"], entry["eval"]["seed"])
     assert nmse.db == pytest.approx(entry["metrics"]["nmse_db"], abs=0.01)
-    for method in ("lgbm", "mlp"):
-        score = lps(codes, method=method, seed=entry["eval"]["seed"]).score
+    for method, options in LPS_OPTIONS.items():
+        score = lps(codes, method=method, seed=entry["eval"]["seed"], **options).score
         assert score == pytest.approx(entry["metrics"][f"lps_{method}"], abs=0.02), method
 
 

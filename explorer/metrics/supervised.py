@@ -10,6 +10,9 @@ details, so the choices are stated here:
   regression and a discrete one by classification (`continuous_factors` overrides the rule for all factors).
 - Codes are cut into `num_bins` = 20 equal-width bins per dimension for MIG (as disentanglement_lib).
 - Train/test splits are random, drawn from `seed`, `test_fraction` of the rows held out.
+- The paper's conventions (arXiv 2510.11953) are options beside ours: DCI with a random-forest regressor for
+  every factor (`continuous_factors=True`; the probe the paper names) and SAP on raw codes
+  (`standardize=False`; its zeros suggest it). `explorer.metrics.evaluate` reports ours.
 - Mutual information is the plug-in estimate on the contingency table, in nats.
 """
 
@@ -120,14 +123,19 @@ def _compute_mig(codes_discrete: np.ndarray, factors_discrete: np.ndarray) -> fl
 
 
 def sap(codes: ArrayLike, factors: ArrayLike, continuous_factors: bool | None = None,
-        test_fraction: float = 0.3, seed: int = 0) -> float:
+        test_fraction: float = 0.3, seed: int = 0, standardize: bool = True) -> float:
     """Separated Attribute Predictability (Kumar et al. 2018), as in disentanglement_lib, in [0, 1].
 
     Score matrix [d, k]: for a continuous factor j, the R^2 of a linear fit of it on code i alone (squared
     correlation, train split); for a discrete one, the test accuracy of a linear SVM (C = 0.01, balanced class
-    weights) classifying it from code i alone (codes standardized on the train split; with many classes a
-    1-D linear SVM is weak, so perfect codes score well below 1). SAP is the mean over factors of the gap
-    between the two best codes' scores. `continuous_factors`: None decides per factor (module docstring).
+    weights) classifying it from code i alone (with many classes a 1-D linear SVM is weak, so perfect codes
+    score well below 1). SAP is the mean over factors of the gap between the two best codes' scores.
+    `continuous_factors`: None decides per factor (module docstring). `standardize` (ours): the SVM sees each
+    code standardized on the train split, so SAP does not depend on the codes' scale. False: the raw codes, as
+    disentanglement_lib and, it appears, the paper (SAP 0.000 for 6 of its 8 dSprites models, non-zero only
+    where the codes are large). At C = 0.01 the weight a small code needs costs more than it gains, so with 3 or
+    more classes every code of scale 0.001 predicts the same class and SAP is 0; at scale 1 or more it scores
+    as standardized or higher. The R^2 of continuous factors is scale-free either way.
     """
     codes, factors = _pair(codes, factors)
     if codes.shape[1] < 2:
@@ -137,7 +145,7 @@ def sap(codes: ArrayLike, factors: ArrayLike, continuous_factors: bool | None = 
     scores = np.zeros((codes.shape[1], factors.shape[1]))
     scores[:, continuous] = _linear_r2_matrix(codes[train], factors[train][:, continuous])
     classes = discretize_factors(factors[:, ~continuous])
-    scores[:, ~continuous] = _svm_accuracy_matrix(codes, classes, train, test, seed)
+    scores[:, ~continuous] = _svm_accuracy_matrix(codes, classes, train, test, seed, standardize)
     return _compute_sap(scores)
 
 
@@ -156,11 +164,13 @@ def _linear_r2_matrix(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 
 def _svm_accuracy_matrix(codes: np.ndarray, classes: np.ndarray, train: np.ndarray, test: np.ndarray,
-                         seed: int) -> np.ndarray:
+                         seed: int, standardize: bool) -> np.ndarray:
     from sklearn.svm import LinearSVC
 
-    mean, std = codes[train].mean(axis=0), codes[train].std(axis=0)
-    z = (codes - mean) / np.where(std > 0, std, 1.0)
+    z = codes
+    if standardize:
+        mean, std = codes[train].mean(axis=0), codes[train].std(axis=0)
+        z = (codes - mean) / np.where(std > 0, std, 1.0)
     scores = np.zeros((codes.shape[1], classes.shape[1]))
     for j in range(classes.shape[1]):
         y_train, y_test = classes[train, j], classes[test, j]
@@ -184,7 +194,10 @@ def dci(codes: ArrayLike, factors: ArrayLike, probe: str = "random_forest",
     trees, every split considering all codes, leaves of >= 5 rows) or `gradient_boosting`
     (disentanglement_lib's; sklearn defaults). A discrete factor is classified (score: test accuracy), a
     continuous one regressed (score: test R^2); `continuous_factors`: None decides per factor (module
-    docstring). Informativeness is the mean score over factors. The importance matrix R [d, k] holds the
+    docstring; ours); True regresses every factor on its values, discrete ones included: the paper's
+    convention, Eastwood & Williams' regressor variant (score: test R^2 = 1 - MSE / the factor's variance, so
+    a code that orders a factor's classes scores where a classifier needs them separated). Informativeness
+    is the mean score over factors. The importance matrix R [d, k] holds the
     probes' impurity-based feature importances. Disentanglement: sum_i w_i (1 - H_k(R_i. / sum R_i.)) with code weights
     w_i = sum R_i. / sum R; completeness: the same over factors with entropy base d (H_b: entropy in base b).
     Returns {"disentanglement", "completeness", "informativeness"}.
