@@ -179,26 +179,33 @@ def marginal_mmd2(
     """Sum over dimensions of the one-dimensional MMD^2 of x [n, d] and y [m, d], each dimension with the Laplace
     kernel at its own median bandwidth times ``scales`` (module docstring). Differentiable in x and y.
 
-    Computed in float64 by sorting each dimension: with v sorted and w the indicator of one sample's rows,
-    sum_{i < j} w_i exp(-(v_j - v_i) / s) = exp(-v_j / s) cumsum(w exp(v / s))_j - w_j, the exponents centred
-    on the median row so they stay small."""
+    Computed in float64 by sorting each dimension. With v sorted, e = exp(v / s) and w a 0/1 row indicator, the
+    kernel sums over the pairs i < j whose lower row is weighted are running sums:
+    below_w[j] = sum_{i < j} w_i exp(-(v_j - v_i) / s) = cumsum(w e)_j / e_j - w_j, the exponents centred on the
+    median row so they stay small. Four sums of those give the pairs within x, within y and across."""
     _check_options("rbf", estimator, scales)
     _check_samples(x, y)
     n, m = len(x), len(y)
-    z = torch.cat([x, y.to(x.dtype)]).double()
-    values, order = z.sort(dim=0)
-    values = values - values[len(values) // 2].detach()
-    rows = torch.stack([order < n, order >= n], dim=-1).double()  # [n + m, d, 2]: x rows, y rows
-    counts = torch.tensor([n, m], dtype=z.dtype, device=z.device)
+    z = torch.cat([x, y.to(x.dtype)]).double().T  # [d, n + m]: each dimension's values contiguous
+    values, order = z.sort(dim=1)
+    values = values - values[:, (n + m) // 2 : (n + m) // 2 + 1].detach()
+    in_x = (order < n).double()
+    bandwidths = marginal_bandwidths(z.T).unsqueeze(1)
     total = z.new_zeros(())
     for scale in scales:
-        t = (values / (marginal_bandwidths(z) * float(scale))).unsqueeze(-1)
-        below = (rows * t.exp()).cumsum(dim=0) * (-t).exp() - rows  # sum over lower rows of each sample
-        same = counts + 2 * (rows * below).sum(dim=0)  # [d, 2]: xx and yy sums, pairs with themselves included
-        cross = (rows.flip(-1) * below).sum(dim=(0, 2))  # [d]: the xy sum
-        if estimator == "biased":
-            within = same / counts**2
+        t = values / (bandwidths * float(scale))
+        up, down = t.exp(), (-t).exp()
+        below_all = up.cumsum(dim=1) * down - 1.0  # every lower row
+        below_x = (in_x * up).cumsum(dim=1) * down - in_x  # lower rows of x
+        xx = (in_x * below_x).sum(dim=1)  # pairs within x (each once)
+        x_low = below_x.sum(dim=1)  # pairs with the lower row in x
+        pairs = below_all.sum(dim=1)
+        x_high = (in_x * below_all).sum(dim=1)  # pairs with the upper row in x
+        yy = pairs - x_high - x_low + xx
+        cross = x_low + x_high - 2 * xx
+        if estimator == "biased":  # a row with itself: k = 1
+            within = (2 * xx + n) / n**2 + (2 * yy + m) / m**2
         else:
-            within = (same - counts) / (counts * (counts - 1))
-        total = total + (within.sum(dim=1) - 2 * cross / (n * m)).sum()
+            within = 2 * xx / (n * (n - 1)) + 2 * yy / (m * (m - 1))
+        total = total + (within - 2 * cross / (n * m)).sum()
     return total.to(x.dtype)
