@@ -123,6 +123,21 @@ def test_the_prior_tab_follows_a_prior_set_in_code_and_keeps_an_edit_the_loop_ha
         app.close()
 
 
+def test_a_loop_of_unknown_length_shows_its_step_and_rate_without_a_total_or_time_left(digits):
+    monitor = Monitor(TinyAE(digits.shape), digits, probe_size=16)  # the README's monitor: no total_steps
+    app = explorer.Explorer.watch(monitor, refresh_hz=None)
+    try:
+        for step in range(1, 6):
+            monitor.step(step, loss=1.0)
+        snapshot = app.refresh(timeout=5)
+        assert snapshot.total_steps == 0 and snapshot.seconds_left is None
+        assert re.fullmatch(r"step \d · [\d.]+ steps/s · running", app.panel.stats.value)
+        assert app.panel.progress.layout.visibility == "hidden"
+    finally:
+        monitor.finish()
+        app.close()
+
+
 def test_pause_blocks_the_loop_inside_step_until_resume_and_stop_ends_it(loop):
     app = explorer.Explorer.watch(loop.monitor, refresh_hz=None)
     thread = loop.in_thread()

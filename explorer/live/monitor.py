@@ -150,7 +150,8 @@ class Monitor(SteeredRun):
             self._begin()
         self.clock.step_done()
         source.step = step
-        event = StepEvent(step, max(source.total_steps, step), values, self.clock.steps_per_s, self.clock.elapsed_s)
+        total = source.total_steps if source.total_steps >= step else 0  # 0: the loop's length is not known
+        event = StepEvent(step, total, values, self.clock.steps_per_s, self.clock.elapsed_s)
         self.maker.step_done(event)
         if self.out is not None and self.snapshot_every and step % self.snapshot_every == 0:
             self.write_snapshot(event)

@@ -32,7 +32,7 @@ class Snapshot:
     """What the live view shows of one moment of training. Arrays are NumPy, safe to hand to another thread."""
 
     step: int
-    total_steps: int
+    total_steps: int  # 0: not known (a loop of the user's own that did not say, or ran past what it said)
     state: RunState
     terms: dict[str, float]
     steps_per_s: float  # over training time only: pauses do not count
@@ -67,8 +67,9 @@ class Snapshot:
 
     @property
     def seconds_left(self) -> float | None:
-        """Training time to the last step at the measured rate; None unless running with a measured rate."""
-        if self.state is not RunState.RUNNING or self.steps_per_s <= 0:
+        """Training time to the last step at the measured rate; None unless running with a measured rate toward
+        a known last step."""
+        if self.state is not RunState.RUNNING or self.steps_per_s <= 0 or self.total_steps <= 0:
             return None
         return max(0, self.total_steps - self.step) / self.steps_per_s
 

@@ -80,7 +80,8 @@ def snapshot_figure(snapshot: Snapshot) -> Figure:
     traversals.set_axis_off()
     traversals.set_title(f"traversals from probe image {snapshot.selected} (columns: prior quantiles of z_i)",
                          fontsize=FONT + 1)
-    fig.suptitle(f"step {snapshot.step:,} of {snapshot.total_steps:,} · {snapshot.state}", fontsize=FONT + 2)
+    total = f" of {snapshot.total_steps:,}" if snapshot.total_steps > 0 else ""
+    fig.suptitle(f"step {snapshot.step:,}{total} · {snapshot.state}", fontsize=FONT + 2)
     return fig
 
 

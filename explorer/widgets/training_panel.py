@@ -209,12 +209,16 @@ class TrainingPanel:
 
     def update(self, snapshot: Snapshot) -> None:
         """Progress, throughput, time left and the loss curves of ``snapshot`` (call with the app's lock)."""
-        self.progress.max = snapshot.total_steps
+        known = snapshot.total_steps > 0
+        self.progress.layout.visibility = "visible" if known else "hidden"
+        self.progress.max = max(snapshot.total_steps, 1)
         self.progress.value = min(snapshot.step, snapshot.total_steps)
-        text = f"step {snapshot.step:,} / {snapshot.total_steps:,}"
+        text = f"step {snapshot.step:,}" + (f" / {snapshot.total_steps:,}" if known else "")
         left = snapshot.seconds_left
         if left is not None:
             text += f" · {snapshot.steps_per_s:.1f} steps/s · {format_duration(left)} left"
+        elif snapshot.state is RunState.RUNNING and snapshot.steps_per_s > 0:
+            text += f" · {snapshot.steps_per_s:.1f} steps/s"
         self.stats.value = f"{text} · {snapshot.state}"
         self.set_state(snapshot.state)
         if snapshot.message:
