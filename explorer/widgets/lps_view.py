@@ -30,7 +30,7 @@ class LPSView:
                            x_axis_label="dimension", y_axis_label="held-out R²")
         self.bars.vbar(x="dim", top="r2", width=0.8, source=self.bar_source, color="#d62728", alpha=0.8)
         self.fit = figure(width=260, height=220, x_range=names, y_range=Range1d(0, 1.0),
-                          title="marginal fit: KS distance to the prior", toolbar_location=None, tools="",
+                          title="marginal fit (KS to the prior)", toolbar_location=None, tools="",
                           x_axis_label="dimension", y_axis_label="KS distance (0: the prior's shape)")
         self.fit.vbar(x="dim", top="ks", width=0.8, source=self.fit_source, color=CODE_COLOR, alpha=0.8)
         # steps 0 to the latest estimate, so that one estimate is not drawn on ticks of 9999.5
@@ -51,7 +51,7 @@ class LPSView:
         if snapshot.fit is not None:
             self.fit_source.data = {"dim": list(self.fit_source.data["dim"]), "ks": snapshot.fit}
             worst = int(np.argmax(snapshot.fit))
-            self.fit.title.text = f"marginal fit: KS to the prior (worst z{worst}: {snapshot.fit[worst]:.2f})"
+            self.fit.title.text = f"marginal fit · worst z{worst}: {snapshot.fit[worst]:.2f}"
         if snapshot.lps is None:
             return
         self.bar_source.data = {"dim": list(self.bar_source.data["dim"]), "r2": snapshot.lps}
