@@ -55,7 +55,7 @@ class LPSView:
         if snapshot.lps is None:
             return
         self.bar_source.data = {"dim": list(self.bar_source.data["dim"]), "r2": snapshot.lps}
-        self.bars.title.text = f"LPS {snapshot.lps_score:.3f} (step {snapshot.lps_step:,}): R² per dimension"
+        self.bars.title.text = f"LPS {snapshot.lps_score:.3f} · R² per dim. (step {snapshot.lps_step:,})"
         if not np.array_equal(snapshot.lps_history_steps, self.history_source.data["step"]):
             self.history_source.data = {"step": snapshot.lps_history_steps, "lps": snapshot.lps_history}
             self.history.x_range.end = max(1.0, 1.05 * float(max(snapshot.lps_history_steps, default=0)))
