@@ -119,6 +119,12 @@ def test_the_prior_tab_follows_a_prior_set_in_code_and_keeps_an_edit_the_loop_ha
         assert app.editor.prior == edited
         loop.monitor.step(4)
         assert loop.monitor.prior == edited == loop.mmd_prior.prior
+
+        dragged = [Gaussian(3, std=s) for s in (1.5, 2.0, 2.5)]  # a drag: the editor runs ahead of the run
+        for prior in dragged:
+            app.editor.set_prior(prior)
+        app.apply(dataclasses.replace(app.last_snapshot, prior=dragged[0]))  # the run at the drag's first prior
+        assert app.editor.prior == dragged[-1], "the editor jumped back to a prior it had sent itself"
     finally:
         app.close()
 

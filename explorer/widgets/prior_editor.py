@@ -8,6 +8,7 @@ every dimension's family and values, and the joint blocks, from which it builds 
 
 from __future__ import annotations
 
+import collections
 import copy
 import html
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from explorer.priors import Prior, Product, Sketched, SketchedPoints
 from explorer.widgets.prior_controls import DRAWN, DimensionControls, Presets, editable_families
 from explorer.widgets.prior_preview import PriorPreview
 from explorer.widgets.prior_sketch import SketchControls
+
+SENT_KEPT = 256  # priors sent to the run that a snapshot may still bring back (a drag sends one per move)
 
 __all__ = ["PriorEditor", "editable_families"]
 
@@ -123,6 +126,7 @@ class PriorEditor:
         self.use_points_button, self.pad = self.sketch.use_points_button, self.sketch.pad
         self.widget = widgets.VBox([self.presets.row, *self.dimensions.rows, self.message, *self.sketch.rows])
         self._run_prior = prior
+        self._sent: collections.deque[Prior] = collections.deque(maxlen=SENT_KEPT)  # edits the run may yet show
         if prior is not None:
             self._load(prior)
             self._prior = prior
@@ -160,11 +164,15 @@ class PriorEditor:
 
     def follow(self, run_prior: Prior | None) -> None:
         """The run trains toward ``run_prior`` now: show it when the run's prior changed from elsewhere (code such
-        as ``monitor.set_prior``), but not while the run has yet to take an edit made here."""
+        as ``monitor.set_prior``), not when it is one this editor sent (the run takes a drag's priors one by one,
+        behind the slider)."""
         if run_prior is None or run_prior == self._run_prior:
             return
         self._run_prior = run_prior
-        if run_prior != self._prior:
+        if run_prior in self._sent:
+            while self._sent.popleft() != run_prior:
+                pass
+        elif run_prior != self._prior:
             self.set_prior(run_prior, notify=False)
 
     def _load(self, prior: Prior) -> None:
@@ -281,8 +289,10 @@ class PriorEditor:
         if prior == self._prior:
             return
         self._prior = prior
-        for callback in list(self._callbacks) if notify else ():
-            callback(prior)
+        if notify:
+            self._sent.append(prior)
+            for callback in list(self._callbacks):
+                callback(prior)
         self.preview.request(fit)
 
     def _error(self, text: str) -> None:
