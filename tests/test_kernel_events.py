@@ -102,3 +102,15 @@ def test_the_end_of_a_foreground_loops_cell_ends_its_run_and_the_next_cell_goes_
     collect(kernel, [failed], errors_expected=True)
     assert run(kernel, "print(monitor.state, '|', monitor.publish().result(timeout=10).message)") == (
         "failed | The training loop failed: the loss went NaN\n")
+
+
+def test_the_explorers_picture_is_drawn_on_the_kernels_thread_between_cells(kernel):
+    """Matplotlib is not thread-safe: the static picture must not draw beside the notebook's own figures."""
+    run(kernel, """
+        import concurrent.futures, threading
+        from explorer.widgets.static_view import between_cells
+        drawn = between_cells(concurrent.futures.ThreadPoolExecutor(1),
+                              lambda: (threading.current_thread().name, done_with_the_cell))
+        done_with_the_cell = True  # the task runs after this line: the cell ends first
+    """)
+    assert run(kernel, "print(*drawn.result(timeout=10))") == "MainThread True\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,8 +99,8 @@ def fallback_bundle(snapshot: Snapshot) -> dict[str, Any]:
 
 class StaticFallback:
     """Displays the explorer's widgets and, as a second output, its static picture; `update` re-renders the
-    picture when training comes to rest, in a worker thread (a render takes a second or more: the views' lock
-    must not wait for it). `rendered` is the future of the latest re-render."""
+    picture when training comes to rest, off the views' lock (a render takes a second or more) and, in a kernel,
+    between two cells (`between_cells`). `rendered` is the future of the latest re-render."""
 
     def __init__(self) -> None:
         self._handle: Any = None
@@ -122,4 +123,28 @@ class StaticFallback:
             return
         self._state = snapshot.state
         if snapshot.state in RESTING:
-            self.rendered = self._worker.submit(lambda: self._handle.update(fallback_bundle(snapshot), raw=True))
+            self.rendered = between_cells(self._worker,
+                                          lambda: self._handle.update(fallback_bundle(snapshot), raw=True))
+
+
+def between_cells(worker: concurrent.futures.Executor, task: Callable[[], None]) -> concurrent.futures.Future[None]:
+    """Run ``task`` on a Jupyter kernel's main thread between two cells, else in ``worker``. Matplotlib is not
+    thread-safe and a notebook's own figures draw on that thread: a picture drawn beside them broke one (its
+    mathtext parser is shared)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return worker.submit(task)
+    loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+    if loop is None:
+        return worker.submit(task)
+    future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(task())
+        except BaseException as error:  # handed to whoever waits on the future
+            future.set_exception(error)
+
+    loop.add_callback(run)
+    return future
