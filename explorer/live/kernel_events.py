@@ -42,20 +42,6 @@ def kernel_events() -> Callable[[], None] | None:
     return _current
 
 
-def after_cell(callback: Callable[[BaseException | None], None]) -> None:
-    """Call ``callback(error)`` once, when the cell running now ends (``error``: what it raised, else None). Call
-    only where `kernel_events` gave a function."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-
-    def ended(result: Any) -> None:
-        shell.events.unregister("post_run_cell", ended)
-        callback(result.error_in_exec)
-
-    shell.events.register("post_run_cell", ended)
-
-
 _current: ShellPump | None = None
 _replaying: set[asyncio.Future[None]] = set()
 

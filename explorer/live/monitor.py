@@ -13,9 +13,8 @@ monitor encodes its probe in eval mode without gradients and restores the model'
 the loop's time. When the loop runs in a notebook's foreground, `step` also lets the front end's events (slider
 moves, button clicks) reach the kernel (`explorer.live.kernel_events`), paced within the same budget.
 
-A run ends with `Monitor.finish`, the end of a ``with monitor:`` block, or, for a loop in a notebook's
-foreground, the end of its cell (an exception that ends the loop shows as the run's failure, its message in the
-views); a `step` after it goes on with the run. Steps must not go
+A run ends with `Monitor.finish` (or the end of a ``with monitor:`` block, which shows an exception that ends the
+loop as the run's failure, its message in the views); a `step` after it goes on with the run. Steps must not go
 backwards: `new_run` starts a run whose steps count from anywhere. Under torchrun only rank 0 watches (every other
 rank's `step` does nothing); with ``out`` it writes the snapshot files `explorer.Explorer.follow` reads every
 ``snapshot_every`` steps.
@@ -37,7 +36,7 @@ from explorer import distributed, snapshot_files
 from explorer.data import as_dataset
 from explorer.events import StepEvent, StopTraining
 from explorer.history import BoundedHistory
-from explorer.live.kernel_events import after_cell, kernel_events
+from explorer.live.kernel_events import kernel_events
 from explorer.live.pacing import RateLimiter, StepClock
 from explorer.live.probe import evaluating
 from explorer.live.run import SteeredRun
@@ -195,17 +194,8 @@ class Monitor(SteeredRun):
     def _begin(self) -> None:
         self.owner.adopt(RunState.RUNNING, busy="Another thread's loop reports to this monitor; one loop at a time.")
         self._poll_ui = kernel_events()
-        if self._poll_ui is not None:  # a loop in a notebook's foreground: its cell's end ends the run
-            after_cell(self._cell_ended)
         self.maker.snapshot_limiter.reset()  # the views show the first steps at once
         self.clock.start()
-
-    def _cell_ended(self, error: BaseException | None) -> None:
-        """The loop's cell ended: the views show its last step, and how it ended (Stop or an interrupt: stopped)."""
-        if isinstance(error, (StopTraining, KeyboardInterrupt)):
-            self.owner.stop()
-            error = None
-        self.finish(error)
 
     def _between_steps(self) -> None:
         """The views' commands, the front end's events (a foreground loop in a kernel), and the pause."""
