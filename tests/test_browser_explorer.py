@@ -4,10 +4,13 @@ trains in another process."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,24 +72,33 @@ def run_code(page, code: str, timeout_ms: int = 30_000) -> str:
     return output.first.inner_text()
 
 
-@pytest.mark.browser
-def test_the_explorer_trains_live_in_jupyterlab(tmp_path):
+@contextlib.contextmanager
+def notebook_run_in_lab(notebook: Path, root: Path, last_screenshot: str, timeout_s: float) -> Iterator[Any]:
+    """A copy of ``notebook`` in ``root``, run whole in JupyterLab (1,500 x 2,300) with the network cut; the page.
+    Its last picture goes to ``ARTIFACTS / last_screenshot`` however the test ends, and no request may leave the
+    machine."""
     require_browser()
-    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    shutil.copy(notebook, root / notebook.name)
     ARTIFACTS.mkdir(exist_ok=True)
-    with running_jupyterlab(tmp_path) as server, headless_chromium() as browser:
+    with running_jupyterlab(root) as server, headless_chromium() as browser:
         context = browser.new_context(viewport={"width": 1500, "height": 2300})
         network = guard_network(context)
         page = context.new_page()
         try:
-            run_all_cells(page, server.base_url, server.token, NOTEBOOK.name, timeout_s=180)
-            drive_the_explorer(page)
-            continue_the_shipped_model(page)
-            follow_a_command_line_run(page, tmp_path / "cli-run")
+            run_all_cells(page, server.base_url, server.token, notebook.name, timeout_s=timeout_s)
+            yield page
         finally:
-            page.screenshot(path=str(ARTIFACTS / "explorer-last.png"))
+            page.screenshot(path=str(ARTIFACTS / last_screenshot))
         assert network.non_local() == [], network.non_local()
         context.close()
+
+
+@pytest.mark.browser
+def test_the_explorer_trains_live_in_jupyterlab(tmp_path):
+    with notebook_run_in_lab(NOTEBOOK, tmp_path, "explorer-last.png", timeout_s=180) as page:
+        drive_the_explorer(page)
+        continue_the_shipped_model(page)
+        follow_a_command_line_run(page, tmp_path / "cli-run")
 
 
 def drive_the_explorer(page) -> None:

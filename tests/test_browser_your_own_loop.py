@@ -4,15 +4,14 @@ runs reaches the loop, whose codes then follow that prior."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.jupyter_browser import guard_network, headless_chromium, require_browser, run_all_cells, running_jupyterlab
 from tests.test_browser_explorer import (
     ARTIFACTS,
     add_cell,
+    notebook_run_in_lab,
     run_code,
     shown_step,
     wait_for_step_above,
@@ -24,43 +23,31 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_your_own_mode
 
 @pytest.mark.browser
 def test_a_prior_typed_while_the_users_loop_runs_reaches_it(tmp_path):
-    require_browser()
-    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
-    ARTIFACTS.mkdir(exist_ok=True)
-    with running_jupyterlab(tmp_path) as server, headless_chromium() as browser:
-        context = browser.new_context(viewport={"width": 1500, "height": 2300})
-        network = guard_network(context)
-        page = context.new_page()
-        try:
-            run_all_cells(page, server.base_url, server.token, NOTEBOOK.name, timeout_s=240)
-            views = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first
-            views.scroll_into_view_if_needed()
-            assert shown_step(views) == 600  # notebook 06's run, finished
+    with notebook_run_in_lab(NOTEBOOK, tmp_path, "own-loop-last.png", timeout_s=240) as page:
+        views = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first
+        views.scroll_into_view_if_needed()
+        assert shown_step(views) == 600  # notebook 06's run, finished
 
-            add_cell(page, "train(1200)")  # the same loop, on in the foreground: the kernel is busy with it
-            views.scroll_into_view_if_needed()  # back from the new cell, at the notebook's end
-            running = wait_for_step_above(views, 600, timeout_s=60)
-            assert wait_for_step_above(views, running, timeout_s=30) > running, "the views do not follow the loop"
-            views.screenshot(path=str(ARTIFACTS / "own-loop-running.png"))
+        add_cell(page, "train(1200)")  # the same loop, on in the foreground: the kernel is busy with it
+        views.scroll_into_view_if_needed()  # back from the new cell, at the notebook's end
+        running = wait_for_step_above(views, 600, timeout_s=60)
+        assert wait_for_step_above(views, running, timeout_s=30) > running, "the views do not follow the loop"
+        views.screenshot(path=str(ARTIFACTS / "own-loop-running.png"))
 
-            widget_tab(views, "Prior").click()  # the tab shows the prior set in code, Uniform(4, -4, 4)
-            low, high = views.locator(".widget-text input:visible").all()[:2]
-            assert (low.input_value(), high.input_value()) == ("-4", "4")
-            views.locator(".widget-checkbox", has_text="apply to all").locator("input").check()
-            for box, value in ((high, "1"), (low, "-1")):
-                box.fill(value)
-                box.press("Enter")
-            edited_at = shown_step(views)
-            views.screenshot(path=str(ARTIFACTS / "own-loop-prior-typed.png"))
+        widget_tab(views, "Prior").click()  # the tab shows the prior set in code, Uniform(4, -4, 4)
+        low, high = views.locator(".widget-text input:visible").all()[:2]
+        assert (low.input_value(), high.input_value()) == ("-4", "4")
+        views.locator(".widget-checkbox", has_text="apply to all").locator("input").check()
+        for box, value in ((high, "1"), (low, "-1")):
+            box.fill(value)
+            box.press("Enter")
+        edited_at = shown_step(views)
+        views.screenshot(path=str(ARTIFACTS / "own-loop-prior-typed.png"))
 
-            # a cell added now runs once the loop's cell is done
-            out = run_code(page, "after = [value for step, prior, value in trace if prior == monitor.prior]; "
-                                 "print(float(monitor.prior.sample(5000).abs().max()), len(after), after[0], "
-                                 "after[-1], trace[-1][0])", timeout_ms=300_000)
-        finally:
-            page.screenshot(path=str(ARTIFACTS / "own-loop-last.png"))
-        assert network.non_local() == [], network.non_local()
-        context.close()
+        # a cell added now runs once the loop's cell is done
+        out = run_code(page, "after = [value for step, prior, value in trace if prior == monitor.prior]; "
+                             "print(float(monitor.prior.sample(5000).abs().max()), len(after), after[0], "
+                             "after[-1], trace[-1][0])", timeout_ms=300_000)
     widest, kept, at_edit, at_end, last_step = (float(v) for v in out.split())
     assert last_step == 1800 and widest <= 1.0, "the typed prior did not reach the loop"
     assert kept >= 3 and at_end < 0.75 * at_edit, f"MMD^2 to the typed prior went from {at_edit:.3f} to {at_end:.3f}"
