@@ -52,6 +52,29 @@ def wait_for_step_above(scope, step: int, timeout_s: float) -> int:
     return shown
 
 
+SHOWN_AFTER_CLICK = """([button, text]) => new Promise(resolve => {
+    const shown = () => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.includes(text));
+    button.addEventListener('click', () => {
+        const clicked = performance.now();
+        const observer = new MutationObserver(() => {
+            if (shown()) { observer.disconnect(); resolve((performance.now() - clicked) / 1000); }
+        });
+        observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+    }, {capture: true, once: true});
+})"""
+
+
+def seconds_until_shown(page, button, text: str, timeout_s: float = 30) -> float:
+    """Seconds from the browser's click on ``button`` until a widget label shows ``text``, timed in the page: what the
+    user waits, without the time Playwright takes to click and to poll, which a loaded machine stretches."""
+    button.wait_for(state="visible")
+    waiting = page.evaluate_handle(f"args => ({{ result: ({SHOWN_AFTER_CLICK})(args) }})",
+                                   [button.element_handle(), text])
+    button.click()
+    return page.evaluate("waiting => Promise.race([waiting.result, new Promise((_, fail) => "
+                         f"setTimeout(() => fail(new Error('not shown')), {timeout_s * 1000}))])", waiting)
+
+
 def add_cell(page, code: str) -> None:
     """Add a cell at the end of the notebook and run it."""
     cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
@@ -118,8 +141,7 @@ def drive_the_explorer(page) -> None:
     assert shown_step(page) > first, "the step counter does not advance"
     assert scatter.screenshot() != before, "the scatter did not change while training"
 
-    widget_button(page, "Pause").click()
-    page.locator(".widget-html-content", has_text="paused").first.wait_for(timeout=1000)  # within a second
+    assert seconds_until_shown(page, widget_button(page, "Pause"), "paused") < 1.0
     assert " left" not in page.locator(".widget-html-content", has_text=STEP).first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "explorer-paused.png"))
     widget_button(page, "Resume").click()
