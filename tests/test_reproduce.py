@@ -115,6 +115,15 @@ def test_engineered_priors_on_one_dataset_prints_its_table_only(tmp_path, capsys
     assert not (tmp_path / "eng" / "shapes").exists()
 
 
+def test_engineered_priors_without_copies_trains_the_gaussian_and_hybrid_priors_only(tmp_path, capsys):
+    assert main(["reproduce", "engineered-priors", "--dataset", "shapes", "--no-copies", "--marginal", "1",
+                 "--steps", "3", "--batch-size", "8", "--eval-n", "100", "--out", str(tmp_path / "eng")]) == 0
+    runs = {p.parent.name for p in (tmp_path / "eng" / "shapes").glob("*/checkpoint.json")}
+    assert runs == {"gaussian-seed0", "hybrid-seed0"}
+    printed = capsys.readouterr().out
+    assert "marginal MMD weight 1.0" in printed and "copy" not in printed
+
+
 def test_kl_failure_refuses_a_kernel_choice(tmp_path, capsys):
     assert main(["reproduce", "kl-failure", "--kernel", "imq", "--out", str(tmp_path / "kl")]) == 2
     assert "--kernel applies to engineered-priors" in capsys.readouterr().err

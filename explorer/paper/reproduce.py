@@ -249,7 +249,7 @@ def engineered_priors(out: str | Path, study: EngineeredPriors, callbacks: Seque
                       Run("hybrid", "dSprites hybrid", config("shapes", shapes_options, dsprites_hybrid()))]
         rows["shapes"] = train_and_evaluate(out / "shapes", shape_runs, seeds, shapes, eval_n, callbacks, jobs)
         copies = []
-        for seed in seeds:
+        for seed in seeds if study.copies else ():
             # the copy trains with another seed, so that its initialization and batches differ from its source's
             prior = copied_prior(out / "shapes" / f"hybrid-seed{seed}", shapes)
             copy = Run(f"copy-of-hybrid-seed{seed}", f"copy of hybrid seed {seed}",

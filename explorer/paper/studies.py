@@ -162,6 +162,8 @@ class EngineeredPriors(Study):
     # after 2,000 steps), as docs/method.md explains; IMQ's heavy tails see the square's edges (DCI 0.93)
     kernel: str = _kernel("imq")
     marginal: float = _marginal()
+    copies: bool = option(True, "train a latent copy of each hybrid run (an Empirical prior of its codes) on shapes",
+                          of_type(bool))
     eval_n: int = _eval_n()
     xy_options: dict[str, Any] = option(factory=dict, help="options of the xy dataset", check=_check_mapping, cli=False)
     shapes_options: dict[str, Any] = option(factory=dict, help="options of the shapes dataset (size 32 unless given)",
@@ -240,6 +242,8 @@ def command(study: type[Study], given: Mapping[str, Any]) -> str:
     for name, value in given.items():
         if fields[name].metadata.get("parse") == "key_value":
             words += [f"{flag(fields[name])} {key}={item}" for key, item in value.items()]
+        elif isinstance(value, bool):  # a switch: --name or --no-name
+            words.append(flag(fields[name]) if value else f"--no-{flag(fields[name])[2:]}")
         else:
             words.append(f"{flag(fields[name])} {flag_value(fields[name], value)}")
     return " ".join(words)
