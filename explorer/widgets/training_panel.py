@@ -101,7 +101,7 @@ class TrainingPanel:
         self._show_weight(config.objective, config.objective_options)
         # changing any of these means a new model: the app starts a new run with them
         self.run_settings = (self.dataset, self.objective, self.latent_dim, self.weight, self.lr, self.batch_size)
-        self.objective.observe(lambda change: self._show_weight(change["new"], {}), names="value")
+        self.objective.observe(lambda change: self._show_weight(change["new"]), names="value")
 
         def button(label: str, icon: str, style: str = "") -> widgets.Button:
             return widgets.Button(description=label, icon=icon, button_style=style, layout={"width": "auto"})
@@ -128,7 +128,11 @@ class TrainingPanel:
         self.widget = widgets.VBox([self.settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
                                     self.losses])
 
-    def _show_weight(self, objective: str, options: dict[str, Any]) -> None:
+    def _show_weight(self, objective: str, options: dict[str, Any] | None = None) -> None:
+        """The weight slider named, ranged and set for ``objective``: from ``options``, else the panel's own run's if
+        it is that objective (choosing another objective and back keeps its value), else the objective's default."""
+        if options is None:
+            options = self._base.objective_options if objective == self._base.objective else {}
         weight = penalty_weight(objective)
         self.weight.disabled = weight is None
         if weight is not None:
