@@ -53,6 +53,19 @@ def test_kl_failure_writes_the_table_figures_and_reuses_runs(tmp_path, capsys):
                    objectives=("mmd",), eval_n=300)
 
 
+def test_a_run_trained_with_checkpoints_on_the_way_is_reused_with_the_same_weights(tmp_path):
+    """Checkpoints every few steps leave a run's weights as they are, so the study reuses such a run (the command
+    line's ``--checkpoint-every``) instead of refusing it as one of other settings."""
+    assert main(["train", "--dataset", "digits", "--latent-dim", "3", "--steps", "20", "--batch-size", "32",
+                 "--lam", "0.3", "--checkpoint-every", "5", "--out", str(tmp_path / "kl" / "mmd-seed0")]) == 0
+    (reused,) = kl_failure(tmp_path / "kl", dataset="digits", latent_dim=3, steps=20, seeds=(0,), batch_size=32,
+                           objectives=("mmd",), lam=0.3, eval_n=300)
+    (fresh,) = kl_failure(tmp_path / "fresh", dataset="digits", latent_dim=3, steps=20, seeds=(0,), batch_size=32,
+                          objectives=("mmd",), lam=0.3, eval_n=300)
+    assert explorer.load(tmp_path / "kl" / "mmd-seed0").step == 20
+    assert reused["nmse_db"] == fresh["nmse_db"] and reused["lps_mlp"] == fresh["lps_mlp"]
+
+
 def test_engineered_priors_train_the_priors_and_copy_the_hybrid_runs_codes(tmp_path):
     out = tmp_path / "eng"
     rows = engineered_priors(out, steps=15, batch_size=32, eval_n=200, xy_options={"n": 400})

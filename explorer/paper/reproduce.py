@@ -60,10 +60,13 @@ class Run:
 
 def train_or_reuse(config: TrainConfig, dataset: Dataset, run: Path, callbacks: Sequence[Callback] = ()) -> None:
     """Train ``config`` into ``run``; a run already there is reused, and resumed if it has fewer steps. A finished
-    run saved without training state (a shipped checkpoint) is reused as it is."""
+    run saved without training state (a shipped checkpoint) is reused as it is, and so is one trained with
+    checkpoints on the way (``python -m explorer train --checkpoint-every``): they leave the weights unchanged."""
     if (run / META_FILE).exists():
         meta, _ = read_meta(run)
-        if dataclasses.replace(TrainConfig.from_dict(meta["train"]), prior=config.prior, steps=config.steps) != config:
+        found = dataclasses.replace(TrainConfig.from_dict(meta["train"]), prior=config.prior, steps=config.steps,
+                                    checkpoint_every=config.checkpoint_every)
+        if found != config:
             raise ValueError(f"{run} holds a run with other settings; choose another --out")
         if meta["step"] >= config.steps and "state" not in meta["files"]:
             return
