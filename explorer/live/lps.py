@@ -21,6 +21,7 @@ from explorer.metrics import LPSEstimator
 from explorer.metrics.lps import lps
 
 REST_LPS_CODES = 5000  # codes of the at-rest LPS: as many as the notebooks' LPS-mlp (explorer.paper.shipped.EVAL_N)
+WARM_LPS_CODES = 2000  # the most probe codes the live estimate fits on: its cost grows with them, its use does not
 COMPUTING = "computing"
 
 
@@ -36,7 +37,7 @@ class LiveLPS:
         self.per_dim: np.ndarray | None = None
         self.step, self.estimator = 0, ""
         self.history = BoundedHistory(history_points)
-        self._warm_estimator = LPSEstimator(n=probe_size, seed=0)
+        self._warm_estimator = LPSEstimator(n=min(probe_size, WARM_LPS_CODES), seed=0)
         self._warm: tuple[int, concurrent.futures.Future] | None = None  # (step, the warm estimate under way)
         self._rest: dict[tuple[str, int], concurrent.futures.Future] = {}
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-lps")
@@ -55,7 +56,8 @@ class LiveLPS:
             self._warm = None
             if warm[1].exception() is None:
                 self._record(warm[0], warm[1].result(),
-                             f"warm-started LPS-mlp on the {len(codes):,} probe codes (training)")
+                             f"warm-started LPS-mlp on {min(len(codes), self._warm_estimator.n):,} probe codes "
+                             "(training)")
         step = self.source.step
         if self._warm is None and self.step != step and self.limiter.due():
             self._warm = (step, self._worker.submit(self._fit_warm, codes.numpy()))
