@@ -70,9 +70,11 @@ def test_paper_budget_gpu_script_smoke_trains_evaluates_and_ships_on_the_cpu(mon
 
 def test_live_overhead_smoke_reports_ratio_latency_and_memory(monkeypatch, capsys):
     result = run_json("live_overhead.py", "--smoke", monkeypatch=monkeypatch, capsys=capsys)
-    watched = next(row for row in result["rows"] if row["run"].startswith("watched"))
-    assert watched["ratio"] > 0  # against the headless reference
-    assert result["latency"]["all"]["p95_ms"] > 0 and result["memory"]["steps"] > 0
+    watched = {row["codes"]: row for row in result["rows"] if row["run"].startswith("watched")}
+    assert set(watched) == {512, 2000} and all(row["ratio"] > 0 for row in watched.values())  # against headless
+    assert all(result["latency"][row["run"]]["all"]["p95_ms"] > 0 for row in watched.values())
+    assert result["rest"]["codes"] == 3000 and 0 < result["rest"]["seconds"] < 300  # held, not given up on
+    assert result["memory"]["steps"] > 0
     assert 0 < result["memory"]["history_points"] <= HISTORY_POINTS + 1  # the loss history stays bounded
     assert "per_20_min_mb" in result["memory"]
 

@@ -13,6 +13,7 @@ import torch
 import explorer
 from explorer.history import BoundedHistory
 from explorer.live import BackgroundTrainer, RateLimiter, Snapshot, SnapshotQueue, traversal_grid, traversal_values
+from explorer.live.probe import encode
 from explorer.priors import Gaussian
 from explorer.training import Callback, Trainer, TrainingError
 from tests.helpers import running, small_config
@@ -29,7 +30,7 @@ def trainer_threads() -> list[threading.Thread]:
 
 
 def test_runs_to_the_end_and_publishes_snapshots(digits):
-    background = make_background(digits, steps=150)
+    background = make_background(digits, steps=150, rest_codes=0)  # the probe's codes, also at rest
     background.start()
     background.join(timeout=60)
     assert background.state == "finished" and background.trainer.step == 150
@@ -40,6 +41,30 @@ def test_runs_to_the_end_and_publishes_snapshots(digits):
     assert snapshot.lps is not None and snapshot.lps.shape == (3,)
     assert snapshot.traversals.shape == (3, 7, 8, 8, 1) and snapshot.traversals.dtype == np.uint8
     assert snapshot.history_steps[-1] == 150 and set(snapshot.history) == {"loss", "recon", "mmd"}
+
+
+def test_at_rest_the_views_get_the_codes_of_the_whole_dataset_then_the_probe_again_while_training(digits):
+    background = make_background(digits, steps=150)
+    background.start()
+    background.join(timeout=60)
+    model, order = background.trainer.model, background.probe.order
+
+    def newest() -> Snapshot:
+        nonlocal snapshot
+        snapshot = background.snapshots.latest(timeout=0.1) or snapshot
+        return snapshot
+
+    snapshot = background.snapshots.latest(timeout=5)
+    wait_until(lambda: newest().codes_of == "1,797 codes of the dataset", timeout=30)
+    assert snapshot.codes.shape == snapshot.prior_sample.shape == (1797, 3)
+    expected = encode(model, digits.inputs(order))  # every row, in the probe's order: its codes come first
+    np.testing.assert_allclose(snapshot.codes, expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(snapshot.codes[:256], background.probe.encode(model).numpy(), atol=1e-5)
+
+    background.start(steps=400)
+    wait_until(lambda: newest().state == "running" and newest().step > 150, timeout=30)
+    assert snapshot.codes.shape == (256, 3) and snapshot.codes_of == "256 codes"
+    background.close()
 
 
 def test_a_second_start_is_refused_and_starts_no_thread(digits):
@@ -191,7 +216,7 @@ def test_a_failed_save_is_reported_and_training_goes_on(digits, tmp_path):
 
 
 def test_snapshots_cost_at_most_their_budget(digits):
-    background = make_background(digits, steps=400, snapshot_interval=0.0, budget=0.05)
+    background = make_background(digits, steps=400, snapshot_interval=0.0, budget=0.05, rest_codes=0)
     background.start()
     background.join(timeout=60)
     taken = background.snapshots.latest().codes_version  # each full snapshot takes the codes anew

@@ -23,7 +23,7 @@ from tests.waiting import wait_until
 
 
 class Labelled:
-    """What the views read of a probe: its size, labels and factors."""
+    """What the views read of a probe: its size, labels and factors (row i's label: i mod 10)."""
 
     def __init__(self, n: int) -> None:
         self.labels = np.arange(n) % 10
@@ -31,6 +31,9 @@ class Labelled:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def colour_values(self, name: str, n: int) -> np.ndarray:
+        return (np.arange(n) % 10).astype(float) if name == "label" else np.zeros(n)
 
 
 def snapshot(codes: np.ndarray, prior: np.ndarray | None = None, step: int = 10, **fields) -> Snapshot:
@@ -53,6 +56,19 @@ def view():
     view.update(snapshot(np.random.default_rng(0).standard_normal((200, 3))))
     yield view
     view.close()
+
+
+def test_a_cloud_of_100000_codes_draws_faint_and_small_over_as_many_prior_samples(view):
+    solid = view._code_glyph.glyph.fill_alpha
+    codes = np.random.default_rng(2).standard_normal((100_000, 3))
+    view.update(snapshot(codes, codes_of="100,000 codes of the dataset"))
+    assert view.scatter.output_backend == "webgl"
+    assert len(view.code_source.data["x"]) == len(view.prior_source.data["x"]) == 100_000
+    assert list(view.code_source.data["c"][:12]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]  # every code coloured
+    faint, prior = view._code_glyph.glyph, view._prior_glyph.glyph
+    assert solid == 0.8 and faint.fill_alpha < 0.1 and faint.size < 2.5
+    assert 0 < prior.fill_alpha < faint.fill_alpha  # the prior stays visible under the codes
+    assert view.note.value == "100,000 codes of the dataset over as many prior samples"
 
 
 def test_scatter_axes_say_what_they_show_and_the_wheel_does_not_zoom(view):
@@ -100,7 +116,8 @@ def test_umap_shows_that_it_is_computing_instead_of_the_old_picture(view, monkey
     assert len(view.code_source.data["x"]) == 0  # not the pair view's codes under a UMAP title
     release.set()
     wait_until(lambda: len(view.code_source.data["x"]) == 200)
-    assert view.scatter.xaxis[0].axis_label == "UMAP 1 (step 10)" and view.note.value == ""
+    assert view.scatter.xaxis[0].axis_label == "UMAP 1 (step 10)"
+    assert view.note.value == "200 codes over as many prior samples"
     assert list(view.code_source.data["x"]) == [1.0] * 200
 
 

@@ -6,9 +6,11 @@ from explorer.live.follow import Follower
 from explorer.live.lps import REST_LPS_CODES
 from explorer.live.pacing import RateLimiter
 from explorer.live.probe import Probe, rest_codes
+from explorer.live.rest_codes import REST_CODES
 from explorer.live.snapshots import HISTORY_POINTS
 from explorer.live.state import RunState, Snapshot, SnapshotQueue
 from explorer.live.traversals import TRAVERSAL_QUANTILES, traversal_grid, traversal_values
 
-__all__ = ["HISTORY_POINTS", "REST_LPS_CODES", "TRAVERSAL_QUANTILES", "BackgroundTrainer", "Follower", "Probe",
-           "RateLimiter", "RunState", "Snapshot", "SnapshotQueue", "rest_codes", "traversal_grid", "traversal_values"]
+__all__ = ["HISTORY_POINTS", "REST_CODES", "REST_LPS_CODES", "TRAVERSAL_QUANTILES", "BackgroundTrainer", "Follower",
+           "Probe", "RateLimiter", "RunState", "Snapshot", "SnapshotQueue", "rest_codes", "traversal_grid",
+           "traversal_values"]

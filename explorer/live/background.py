@@ -11,6 +11,7 @@ from pathlib import Path
 from explorer.events import Callback, StepEvent, StopTraining
 from explorer.live.lps import REST_LPS_CODES
 from explorer.live.pacing import StepClock
+from explorer.live.rest_codes import REST_CODES
 from explorer.live.run import SteeredRun
 from explorer.live.snapshots import Pacing
 from explorer.live.state import RunState
@@ -23,7 +24,7 @@ class BackgroundTrainer(SteeredRun, Callback):
     The live view spends at most ``budget`` of the training time (see `explorer.live.snapshots.Pacing` for the
     cadences). Errors in the thread (a NaN loss included) stop it with the last good weights, make the state
     ``failed`` and `error` the exception, and are re-raised by `join`. ``rest_lps_codes``: codes of the at-rest LPS
-    (0: none).
+    (0: none); ``rest_codes``: codes shown at rest (the probe's ``probe_size`` while training).
     """
 
     def __init__(
@@ -37,10 +38,11 @@ class BackgroundTrainer(SteeredRun, Callback):
         progress_interval: float = 0.25,
         queue_size: int = 2,
         rest_lps_codes: int = REST_LPS_CODES,
+        rest_codes: int = REST_CODES,
     ) -> None:
         self.clock = StepClock()
         pacing = Pacing(snapshot_interval, budget, lps_interval, traversal_interval, progress_interval)
-        super().__init__(trainer, probe_size, pacing, queue_size, rest_lps_codes, self.clock)
+        super().__init__(trainer, probe_size, pacing, queue_size, rest_lps_codes, self.clock, rest_codes)
         self.trainer = trainer
         trainer.callbacks.append(self)
 

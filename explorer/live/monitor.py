@@ -39,6 +39,7 @@ from explorer.history import BoundedHistory
 from explorer.live.kernel_events import kernel_events
 from explorer.live.pacing import RateLimiter, StepClock
 from explorer.live.probe import evaluating
+from explorer.live.rest_codes import REST_CODES
 from explorer.live.run import SteeredRun
 from explorer.live.snapshots import HISTORY_POINTS, Pacing
 from explorer.live.state import RunState
@@ -97,17 +98,20 @@ class Monitor(SteeredRun):
     ``prior``: what its codes should match (default ``loss``'s prior, else N(0, I)); ``loss``: an `MMDPrior`
     the monitor hands the prior edited in the views; ``total_steps``: the loop's length if known (progress, time
     left); ``out`` and ``snapshot_every``: the folder and cadence of the snapshot files (rank 0; see
-    `explorer.snapshot_files`); ``rest_lps_codes``: codes of the notebooks' LPS shown once the loop ends (0: none).
+    `explorer.snapshot_files`); ``rest_lps_codes``: codes of the notebooks' LPS shown once the loop ends (0: none);
+    ``rest_codes``: codes shown while the loop is paused or ended (the probe's ``probe_size`` while it trains).
     """
 
     def __init__(self, model: nn.Module, data: Any, prior: Prior | None = None, *, loss: nn.Module | None = None,
                  probe_size: int = 512, total_steps: int = 0, budget: float = 0.05, snapshot_interval: float = 0.3,
-                 out: str | Path | None = None, snapshot_every: int = 0, rest_lps_codes: int = 0) -> None:
+                 out: str | Path | None = None, snapshot_every: int = 0, rest_lps_codes: int = 0,
+                 rest_codes: int = REST_CODES) -> None:
         self.clock = StepClock()
         self.main = distributed.is_main()
         source = LoopRun(model, data, prior, total_steps, loss)
         pacing = Pacing(snapshot_interval=snapshot_interval, budget=(1 - UI_SHARE) * budget)
-        super().__init__(source, probe_size if self.main else 1, pacing, 2, rest_lps_codes, self.clock)
+        super().__init__(source, probe_size if self.main else 1, pacing, 2, rest_lps_codes, self.clock,
+                         rest_codes if self.main else 0)
         self.ui_limiter = RateLimiter(UI_INTERVAL, UI_SHARE * budget)
         self.out, self.snapshot_every = (Path(out) if out is not None else None), snapshot_every
         if self.out is not None and self.main:

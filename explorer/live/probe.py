@@ -15,6 +15,8 @@ from explorer.live.source import LiveSource
 from explorer.models import AutoEncoder
 
 QUANTILE_VALUES = 2**20  # pixel values an image probe's range is measured on
+SLICE_ROWS = 1024  # rows encoded at once: the most a live snapshot re-encodes, the step of the at-rest codes
+PICTURE_ROWS = 512  # probe rows an image probe's pixel range is measured on
 STRIP_ROWS = 0.25  # a vector's strip is this many rows per feature (at least one): a readable band, not a line
 
 
@@ -63,35 +65,52 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 
 
 class Probe:
-    """A fixed set of dataset images the live view follows: codes, reconstructions and traversals.
+    """The dataset rows the live view follows, in one fixed random order: the first ``size`` rows (the probe) while
+    training, more of the same order at rest (`RestCodes`), so that a code keeps its row and its colour.
 
-    `refresh` re-encodes ``part`` of the rows per call, round robin (all of them at the first call), so that a
-    snapshot's cost stays small while training runs: a code is at most ``1 / part`` snapshots old.
+    `refresh` re-encodes a slice of the probe per call, round robin (all of it at the first call): ``part`` of it,
+    at most `SLICE_ROWS` rows, so that a snapshot's cost stays small however many codes are shown. Inputs are read
+    from the dataset when encoded, not kept: 10,000 colour images of 64 px would hold 0.5 GB.
     """
 
     def __init__(self, source: LiveSource, size: int = 512, seed: int = 0, part: float = 0.25) -> None:
-        dataset = source.dataset
-        size = min(size, len(dataset))
-        self.index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
-        self.inputs = dataset.inputs(self.index)  # kept on the CPU
-        self.picture = Picture(self.inputs, dataset.unit_range)
-        self.labels = None if dataset.labels is None else np.asarray(dataset.labels)[self.index.numpy()]
-        self.factors = None if dataset.factors is None else np.asarray(dataset.factors)[self.index.numpy()]
+        dataset = self.dataset = source.dataset
+        self.order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+        self.index = self.order[: min(size, len(dataset))]
+        self.picture = Picture(dataset.inputs(self.index[:PICTURE_ROWS]), dataset.unit_range)
         self.factor_names = dataset.factor_names
-        self.chunk = max(1, round(size * part))
+        self.chunk = max(1, min(SLICE_ROWS, round(len(self.index) * part)))
         self._codes: torch.Tensor | None = None
         self._next = 0
 
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The probe rows' labels (None: the dataset has none)."""
+        return self.colour_values("label", len(self)) if self.dataset.labels is not None else None
+
+    def colour_values(self, name: str, n: int) -> np.ndarray:
+        """Label or factor ``name`` of the first ``n`` rows of the order, as floats (zeros for ``none``)."""
+        rows = self.order[:n].numpy()
+        if name == "label":
+            return np.asarray(self.dataset.labels)[rows].astype(float)
+        if name in self.factor_names:
+            return np.asarray(self.dataset.factors)[rows, self.factor_names.index(name)].astype(float)
+        return np.zeros(n)
+
+    def inputs(self, rows: slice) -> torch.Tensor:
+        """The inputs of rows ``rows`` of the order (the probe's are its first rows)."""
+        return self.dataset.inputs(self.order[rows])
+
     def encode(self, model: AutoEncoder, rows: slice = slice(None)) -> torch.Tensor:
-        device = next(model.parameters()).device
-        with evaluating(model):
-            return model.encode(self.inputs[rows].to(device)).cpu()
+        """Codes of the probe's rows ``rows``."""
+        start, stop, _ = rows.indices(len(self))
+        return encode(model, self.inputs(slice(start, stop)))
 
     def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
-        """The probe's codes [n, d], with the next chunk of rows (or all of them) encoded by ``model`` now."""
+        """The probe's codes [n, d], with the next slice of rows (or all of them) encoded by ``model`` now."""
         if self._codes is None or everything:
             self._codes, self._next = self.encode(model), 0
             return self._codes.clone()
@@ -102,18 +121,21 @@ class Probe:
 
     def image_and_reconstruction(self, model: AutoEncoder, codes: torch.Tensor, row: int) -> tuple[np.ndarray,
                                                                                                   np.ndarray]:
-        """Probe input ``row`` and its reconstruction from ``codes[row]``, as pictures uint8 [H, W, C]."""
+        """Input ``row`` of the order and its reconstruction from ``codes[row]``, as pictures uint8 [H, W, C]."""
         device = next(model.parameters()).device
         with evaluating(model):
             reconstruction = model.decode(codes[row : row + 1].to(device))
-        return self.picture(self.inputs[row : row + 1])[0], self.picture(reconstruction)[0]
+        return self.picture(self.inputs(slice(row, row + 1)))[0], self.picture(reconstruction)[0]
+
+
+def encode(model: AutoEncoder, inputs: torch.Tensor) -> torch.Tensor:
+    """``model``'s codes of ``inputs`` (on the CPU), in eval mode without gradients, `SLICE_ROWS` at a time."""
+    device = next(model.parameters()).device
+    with evaluating(model):
+        return torch.cat([model.encode(part.to(device)).cpu() for part in torch.split(inputs, SLICE_ROWS)])
 
 
 def rest_codes(model: AutoEncoder, dataset: Dataset, n: int) -> torch.Tensor:
     """Codes of min(n, len) dataset images drawn with seed 0: the rows `explorer.metrics.evaluate` encodes."""
     rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: min(n, len(dataset))]
-    device = next(model.parameters()).device
-    with evaluating(model):
-        parts = [model.encode(dataset.inputs(part).to(device)).cpu()
-                 for part in torch.split(rows.sort().values, 1024)]
-    return torch.cat(parts)
+    return torch.cat([encode(model, dataset.inputs(part)) for part in torch.split(rows.sort().values, SLICE_ROWS)])

@@ -20,12 +20,12 @@ class LiveRun:
     ``snapshots`` is the queue the views read."""
 
     def __init__(self, source: LiveSource, probe_size: int, pacing: Pacing, queue_size: int, rest_lps_codes: int,
-                 clock: StepClock | ReportedClock) -> None:
+                 clock: StepClock | ReportedClock, rest_codes: int = 0) -> None:
         self.source = source
         self.owner = Owner()
         self.probe = Probe(source, probe_size)
         self.maker = SnapshotMaker(source, self.owner, self.probe, clock, pacing, queue_size, rest_lps_codes,
-                                   publish=self.publish)
+                                   rest_codes, publish=self.publish)
 
     @property
     def snapshots(self) -> SnapshotQueue:
@@ -68,11 +68,12 @@ class LiveRun:
         """Stop the thread and the LPS worker."""
         self.owner.stop(timeout=10)
         self.maker.lps.close()
+        self.maker.rest.close()
 
     def select(self, index: int) -> concurrent.futures.Future[Snapshot]:
-        """Start the traversals from probe image ``index`` (decoded between two steps, shown at once)."""
-        if not 0 <= index < len(self.probe):
-            raise ValueError(f"probe index must be in [0, {len(self.probe)}), got {index}")
+        """Start the traversals from row ``index`` of the codes shown (decoded between two steps, shown at once)."""
+        if not 0 <= index < len(self.probe.order):
+            raise ValueError(f"code index must be in [0, {len(self.probe.order)}), got {index}")
 
         def select() -> Snapshot:
             self.maker.selected = index

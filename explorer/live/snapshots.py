@@ -22,6 +22,7 @@ from explorer.live.lps import LiveLPS
 from explorer.live.owner import Owner
 from explorer.live.pacing import RateLimiter, ReportedClock, StepClock
 from explorer.live.probe import Probe
+from explorer.live.rest_codes import RestCodes
 from explorer.live.source import LiveSource
 from explorer.live.state import Snapshot, SnapshotQueue
 from explorer.live.traversals import Traversals
@@ -45,7 +46,7 @@ class SnapshotMaker:
     """Takes `Snapshot`s of ``source``'s model as ``owner``'s thread and posts them to ``snapshots``."""
 
     def __init__(self, source: LiveSource, owner: Owner, probe: Probe, clock: StepClock | ReportedClock,
-                 pacing: Pacing, queue_size: int, rest_lps_codes: int,
+                 pacing: Pacing, queue_size: int, rest_lps_codes: int, rest_codes: int,
                  publish: Callable[[], object]) -> None:
         self.source, self.owner, self.probe, self.clock = source, owner, probe, clock
         self.snapshots = SnapshotQueue(queue_size)
@@ -54,6 +55,7 @@ class SnapshotMaker:
         self.progress_limiter = RateLimiter(pacing.progress_interval, 0.2 * budget)
         self.lps = LiveLPS(source, len(probe), RateLimiter(pacing.lps_interval, 0.25 * budget), rest_lps_codes,
                            on_rest_done=publish, history_points=HISTORY_POINTS)
+        self.rest = RestCodes(probe, rest_codes, on_more=publish)
         self.traversals = Traversals(RateLimiter(pacing.traversal_interval, 0.1 * budget))
         self.loss_history = BoundedHistory(HISTORY_POINTS)
         self.fit = MarginalFit()
@@ -127,13 +129,30 @@ class SnapshotMaker:
             self.owner.say("")
         return codes
 
+    def _rest_codes(self, probe_codes: torch.Tensor, advancing: bool) -> tuple[torch.Tensor, str]:
+        """The codes to show and what they are: the probe's while the model advances, at rest as many of the
+        dataset's as `RestCodes` has encoded (over the probe's until they outnumber them)."""
+        if advancing or not self.rest.enabled:
+            self.rest.stop()
+            return probe_codes, f"{len(probe_codes):,} codes"
+        more = self._finite(torch.from_numpy(self.rest.at_rest((self.source.run_id, self.source.step),
+                                                               self.source.model)))
+        codes = more if len(more) >= len(probe_codes) else probe_codes
+        if 0 < len(more) < len(probe_codes):  # the rows encoded at rest so far replace the probe's from before
+            codes[: len(more)] = more
+        encoding = "" if len(more) == self.rest.n else f" (encoding {self.rest.n:,}…)"
+        return codes, f"{len(codes):,} codes of the dataset{encoding}"
+
     def take(self, complete: bool = False) -> Snapshot:
         """The current state as a `Snapshot` (call as the owner: it reads the model). While the model advances, only
         part of the probe is re-encoded (see `Probe.refresh`) unless ``complete``."""
         source, model, advancing = self.source, self.source.model, self.owner.advancing
         self._codes_version += 1
         prior = source.prior or standard_normal(source.latent_dim)
-        codes = self._finite(self.probe.refresh(model, everything=complete or not advancing))
+        # at rest with `RestCodes` its worker re-encodes the probe's rows first, off this thread; else do it here
+        at_rest = not advancing and self.rest.enabled
+        codes = self._finite(self.probe.refresh(model, everything=(complete or not advancing) and not at_rest))
+        codes, codes_of = self._rest_codes(codes, advancing)
         prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(source.step)).numpy()
         fit = self.fit.of(codes.numpy(), prior)
         self.lps.update(codes, advancing)
@@ -172,4 +191,5 @@ class SnapshotMaker:
             message_is_error=self.owner.message_is_error,
             prior=source.prior,
             fit=fit,
+            codes_of=codes_of,
         )

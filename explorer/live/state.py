@@ -39,14 +39,14 @@ class Snapshot:
     elapsed_s: float  # training time of this session, pauses excluded
     history_steps: np.ndarray  # [h] steps of the bounded loss history
     history: dict[str, np.ndarray]  # term -> [h]
-    codes: np.ndarray  # [n, d] codes of the probe images
+    codes: np.ndarray  # [n, d] codes of the first n rows of the probe's order: the probe's, more at rest
     prior_sample: np.ndarray  # [n, d]
     lps: np.ndarray | None  # [d] held-out R^2 per dimension, None until first estimated
     lps_step: int  # the step the LPS was estimated at
     lps_estimator: str  # which estimator, on how many codes, e.g. "LPS-mlp on 5,000 codes of the dataset"
     lps_history_steps: np.ndarray  # [h] steps of the bounded LPS history of this run
     lps_history: np.ndarray  # [h]
-    selected: int  # probe index the traversals start from
+    selected: int  # row of ``codes`` the traversals start from
     traversal_version: int  # changes when the traversals below were decoded anew
     traversals: np.ndarray  # uint8 [d, k, H, W, C]: row i varies z_i over the prior's quantiles
     traversal_values: np.ndarray  # [d, k] the z_i of each column
@@ -59,6 +59,7 @@ class Snapshot:
     message_is_error: bool = False
     prior: Prior | None = None  # what the run trains toward (None: its objective takes no prior)
     fit: np.ndarray | None = None  # [d] KS distance of each dimension's codes to the prior's marginal
+    codes_of: str = ""  # what the codes are, e.g. "40,960 codes of the dataset (encoding 100,000…)"
     taken_at: float = field(default_factory=time.perf_counter)
 
     @property

@@ -26,7 +26,7 @@ from torch import nn
 
 from explorer.checkpoints import read_meta
 from explorer.data import Dataset, load_dataset
-from explorer.live import REST_LPS_CODES, BackgroundTrainer, RunState, Snapshot
+from explorer.live import REST_CODES, REST_LPS_CODES, BackgroundTrainer, RunState, Snapshot
 from explorer.live.follow import Follower
 from explorer.live.monitor import Monitor
 from explorer.live.source import LiveSource
@@ -38,6 +38,7 @@ from explorer.widgets.bokehjs import bokehjs_loader
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
+from explorer.widgets.saved_view import save_shown_view
 from explorer.widgets.state import LiveState
 from explorer.widgets.static_view import StaticFallback
 from explorer.widgets.training_panel import TrainingPanel
@@ -82,15 +83,18 @@ class Explorer:
         refresh_hz: float | None = 4.0,
         watch: Follower | Monitor | None = None,
         rest_lps_codes: int = REST_LPS_CODES,
+        rest_codes: int = REST_CODES,
     ) -> None:
-        """``watch``: a run whose loop is not the explorer's (`Explorer.follow`, `Explorer.watch`);
+        """``watch``: a run whose loop is not the explorer's (`Explorer.follow`, `Explorer.watch`); ``probe_size``:
+        codes drawn while training; ``rest_codes``: codes of the dataset drawn at rest (encoded once the run rests);
         ``rest_lps_codes``: codes of the LPS shown at rest (the notebooks' estimator; 0: the probe's only)."""
         source = watch.source if watch is not None else trainer
         config = source.config if isinstance(source, Trainer) else (config or DEFAULT_CONFIG)
         dataset, config = resolve_data(config, data) if source is None and data is not None else (None, config)
         self.lock = threading.RLock()
         self.probe_size = probe_size
-        self.following, self._rest_lps_codes = watch.folder if isinstance(watch, Follower) else None, rest_lps_codes
+        self.following = watch.folder if isinstance(watch, Follower) else None
+        self._rest = {"rest_lps_codes": rest_lps_codes, "rest_codes": rest_codes}
         self._interval = 1.0 / refresh_hz if refresh_hz else 0.25  # the fastest snapshot cadence
         self.fallback = StaticFallback()  # the picture a notebook keeps for readers without a kernel
         self._new_runs = NewRuns(config, dataset, model)
@@ -103,6 +107,7 @@ class Explorer:
         for action in ("pause", "resume", "stop"):  # each runs between two steps; the state shows in a snapshot
             getattr(self.panel, action).on_click(lambda _, action=action: getattr(self.background, action)())
         self.panel.save.on_click(self._on_save)
+        self.panel.save_view.on_click(lambda _: self.save_view())
         for control in self.panel.run_settings:
             control.observe(self._on_setting, names="value")
         self.prior_tab, self._views_box = widgets.Box(), widgets.VBox()
@@ -187,8 +192,7 @@ class Explorer:
         self._run = self._open(self._background_for(trainer))
 
     def _background_for(self, trainer: Trainer) -> BackgroundTrainer:
-        return BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval,
-                                 rest_lps_codes=self._rest_lps_codes)
+        return BackgroundTrainer(trainer, probe_size=self.probe_size, snapshot_interval=self._interval, **self._rest)
 
     def _open(self, background: BackgroundTrainer | Follower | Monitor) -> _Run:
         """State, views and prior editor for ``background``'s run (its latent size), shown in place."""
@@ -254,6 +258,11 @@ class Explorer:
 
     def _on_save(self, _button: object = None) -> None:
         self.background.save(self.panel.out.value)  # its outcome arrives as a snapshot message
+
+    def save_view(self, path: str | Path | None = None) -> Path | None:
+        """Write the views as shown to one HTML file that opens offline and stays interactive, and their picture
+        beside it as a PNG (`saved_view`); ``path`` defaults to ``view-step<N>.html`` in the panel's folder."""
+        return save_shown_view(self, path)
 
     def _on_prior(self, prior: Prior) -> None:
         if self.trainer.prior is None:

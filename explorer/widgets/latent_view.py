@@ -22,8 +22,17 @@ from explorer.widgets.state import LiveState
 from explorer.widgets.structure_view import StructureView
 
 PROJECTIONS = ("pair", "PCA", "UMAP")
+FEW_POINTS = 1000  # up to this many points draw solid
+PRIOR_ALPHA = 0.45  # the prior's points, as a share of the codes' opacity
 TAP_RADIUS = 0.04  # a tap selects the nearest code within this fraction of the shown span of each axis
 UMAP_WAIT = "computing UMAP of step {step}… (the first run in a process takes about 25 s)"
+
+
+def density_style(n: int) -> tuple[float, float]:
+    """Opacity and size of ``n`` points that keep a cloud readable: a few hundred points solid, 100,000 faint and
+    small, so that where they pile up reads as density instead of one blot."""
+    scale = min(1.0, (FEW_POINTS / max(n, 1)) ** 0.5)
+    return max(0.8 * scale, 0.06), max(5 * scale**0.4, 1.5)
 
 
 def pca_project(codes: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,11 +111,12 @@ class LatentView:
         self.selected_source = ColumnDataSource({"x": [], "y": []})
         self.tap_source = ColumnDataSource({"x": [], "y": []})
         self.mapper = LinearColorMapper(palette=Viridis256)
-        self.scatter = figure(width=420, height=400, title="codes over prior samples",
+        self.scatter = figure(width=420, height=400, title="codes over prior samples", output_backend="webgl",
                               tools="pan,wheel_zoom,box_zoom,reset", active_scroll=None, match_aspect=True)
-        prior = self.scatter.scatter("x", "y", source=self.prior_source, color=PRIOR_COLOR, alpha=0.35, size=4)
-        codes = self.scatter.scatter("x", "y", source=self.code_source, size=5, alpha=0.8,
-                                     color={"field": "c", "transform": self.mapper})
+        prior = self._prior_glyph = self.scatter.scatter("x", "y", source=self.prior_source, color=PRIOR_COLOR,
+                                                         alpha=0.8 * PRIOR_ALPHA, size=4)
+        codes = self._code_glyph = self.scatter.scatter("x", "y", source=self.code_source, size=5, alpha=0.8,
+                                                        color={"field": "c", "transform": self.mapper})
         ring = self.scatter.scatter("x", "y", source=self.selected_source, size=14, fill_color=None,
                                     line_color="black", line_width=2)
         self.scatter.add_layout(Legend(items=[("prior", [prior]), ("codes", [codes]), ("selected", [ring])],
@@ -178,12 +188,6 @@ class LatentView:
             if self._snapshot is not None:
                 self._draw_scatter(self._snapshot)
 
-    def _colour_values(self) -> np.ndarray:
-        if self.colour.value == "label":
-            return np.asarray(self.probe.labels, dtype=float)
-        if self.colour.value in self.probe.factor_names:
-            return np.asarray(self.probe.factors[:, self.probe.factor_names.index(self.colour.value)], dtype=float)
-        return np.zeros(len(self.probe))
 
     def _project(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, tuple[str, str]] | None:
         """Codes and prior sample in the chosen view, with its axis labels; None while UMAP computes."""
@@ -236,10 +240,13 @@ class LatentView:
             self._draw_ring()
             return
         codes, prior, (x_label, y_label) = projected
-        self.note.value = ""
+        self.note.value = f"{snapshot.codes_of or f'{len(codes):,} codes'} over as many prior samples"
         self.scatter.title.text = "codes over prior samples"
+        alpha, size = density_style(len(codes))
+        self._code_glyph.glyph.update(fill_alpha=alpha, line_alpha=alpha, size=size)
+        self._prior_glyph.glyph.update(fill_alpha=alpha * PRIOR_ALPHA, line_alpha=alpha * PRIOR_ALPHA, size=size)
         self.scatter.xaxis.axis_label, self.scatter.yaxis.axis_label = x_label, y_label
-        colour = self._colour_values()
+        colour = self.probe.colour_values(self.colour.value, len(codes))
         coloured = self.colour.value != "none"
         self.mapper.palette = Viridis256 if coloured else [CODE_COLOR]
         self.mapper.low, self.mapper.high = float(colour.min()), float(max(colour.max(), colour.min() + 1e-9))

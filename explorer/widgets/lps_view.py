@@ -43,7 +43,8 @@ class LPSView:
         self.history.line("step", "lps", source=self.history_source, line_width=2, color="#d62728")
         self.history.scatter("step", "lps", source=self.history_source, size=4, color="#d62728")
         self.estimator = widgets.HTML()
-        self.widget = widgets.VBox([BokehPane(row(self.bars, self.fit, self.history)), self.estimator])
+        self.root = row(self.bars, self.fit, self.history)  # the Bokeh document's root (also of a saved view)
+        self.widget = widgets.VBox([BokehPane(self.root), self.estimator])
 
     def update(self, snapshot: Snapshot) -> None:
         """Show the snapshot's LPS, the estimator that made it, and the run's LPS history (kept by the engine)."""

@@ -97,8 +97,8 @@ class StructureView:
                                 title="cov", padding=4)
         self.covariance.add_layout(self.cov_bar, "right")
         self.grid = gridplot(self.marginals, ncols=min(latent_dim, MARGINAL_COLUMNS), toolbar_location=None)
-        self.widget = widgets.VBox([widgets.HBox([self.legend, self.focus]),
-                                    BokehPane(row(column(self.grid, self.focused), self.covariance), self._lock)])
+        self.root = row(column(self.grid, self.focused), self.covariance)  # the Bokeh root (also of a saved view)
+        self.widget = widgets.VBox([widgets.HBox([self.legend, self.focus]), BokehPane(self.root, self._lock)])
 
     def update(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot

@@ -111,6 +111,8 @@ class TrainingPanel:
         self.resume = button("Resume", "play")
         self.stop = button("Stop", "stop", "danger")
         self.save = button("Save", "save")
+        self.save_view = button("Save view", "share-square")
+        self.save_view.tooltip = "the views as shown, in one HTML file that opens offline, and a PNG beside it"
         self.progress = widgets.IntProgress(value=0, min=0, max=config.steps, layout={"width": "260px"})
         self.stats = widgets.HTML("step 0")
         self.status = widgets.HTML()  # rendered from the three below by `_render_status`
@@ -123,7 +125,7 @@ class TrainingPanel:
         self.set_state(RunState.IDLE)
         self.settings = widgets.VBox([self.dataset, self.objective, self.latent_dim, self.weight, self.lr,
                                  self.batch_size, self.steps, self.out])
-        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save],
+        buttons = widgets.HBox([self.start, self.pause, self.resume, self.stop, self.save, self.save_view],
                                layout={"flex_flow": "row wrap"})  # whole labels, on two lines if need be
         self.widget = widgets.VBox([self.settings, buttons, widgets.HBox([self.progress, self.stats]), self.status,
                                     self.losses])
