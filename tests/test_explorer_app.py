@@ -385,3 +385,18 @@ def test_the_weight_slider_is_named_and_set_for_the_objective_chosen_and_back(di
     assert (panel.weight.description, panel.weight.value) == ("lam", pytest.approx(lam, rel=1e-3))
     assert panel.status.value == ""
     app.close()
+
+
+def test_the_code_under_the_cursor_shows_its_own_input_and_the_models_reconstruction(app):
+    app.panel.steps.value = 20
+    app.panel.start.click()
+    app.join(timeout=60)
+    app.refresh(timeout=5)
+    app.latent.hover_source.data = {"index": [3]}  # what the browser's hover sends
+    wait_until(lambda: app.latent.details.hover_image.value != b"")
+    picture = np.asarray(Image.open(io.BytesIO(app.latent.details.hover_image.value)))
+    probe, code = app.background.probe, torch.from_numpy(app.last_snapshot.codes[3])
+    original, reconstruction = probe.image_and_reconstruction(app.trainer.model, 3, code)
+    np.testing.assert_array_equal(original, probe.images([3])[0])  # row 3 of the order the codes follow
+    np.testing.assert_array_equal(picture[::8, ::8][:8, :8], original[..., 0])  # 8 x 8 digits at 64 px
+    np.testing.assert_array_equal(picture[::8, -64::8], reconstruction[..., 0])

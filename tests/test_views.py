@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import io
 import threading
@@ -35,6 +36,10 @@ class Labelled:
     def colour_values(self, name: str, n: int) -> np.ndarray:
         return (np.arange(n) % 10).astype(float) if name == "label" else np.zeros(n)
 
+    def images(self, rows) -> np.ndarray:
+        """Row i's input: an 8 x 8 picture of grey level i."""
+        return np.stack([np.full((8, 8, 1), row, np.uint8) for row in rows])
+
 
 def snapshot(codes: np.ndarray, prior: np.ndarray | None = None, step: int = 10, **fields) -> Snapshot:
     n, d = codes.shape
@@ -48,10 +53,17 @@ def snapshot(codes: np.ndarray, prior: np.ndarray | None = None, step: int = 10,
                     traversal_values=values, original=image, reconstruction=image, **fields)
 
 
+def preview(row: int, code: np.ndarray) -> concurrent.futures.Future:
+    """What the run decodes for the code under the cursor: its input (grey level row) and reconstruction (code 0)."""
+    future = concurrent.futures.Future()
+    future.set_result((np.full((8, 8, 1), row, np.uint8), np.full((8, 8, 1), round(code[0] * 10) % 256, np.uint8)))
+    return future
+
+
 @pytest.fixture
 def view():
     selected = []
-    view = LatentView(3, Labelled(200), threading.RLock(), on_select=selected.append)
+    view = LatentView(3, Labelled(200), threading.RLock(), on_select=selected.append, preview=preview)
     view.selections = selected
     view.update(snapshot(np.random.default_rng(0).standard_normal((200, 3))))
     yield view
@@ -101,6 +113,28 @@ def test_a_tap_near_a_code_selects_the_nearest_and_clear_drops_it(view):
     view.clear_button.click()
     assert view.selected is None and view.selections == [1, 0] and view.selected_source.data["x"] == []
     assert view.clear_button.disabled
+
+
+def test_hovering_a_code_shows_its_input_and_reconstruction(view):
+    assert view.details.hover_image.value == b""
+    view.hover_source.data = {"index": [7]}  # what the browser's hover sends
+    picture = np.asarray(Image.open(io.BytesIO(view.details.hover_image.value)))
+    assert picture.shape == (64, 64 * 2 + 2 * 8)  # two 8 x 8 pictures scaled to 64 px, a 2-pixel gap between
+    assert picture[0, 0] == 7 and picture[0, -1] == round(view._snapshot.codes[7, 0] * 10) % 256
+    assert "code 7" in view.details.hover_caption.value
+
+
+def test_a_box_or_lasso_selection_shows_its_inputs_and_its_labels_against_all(view):
+    view.code_source.selected.indices = [0, 1, 2, 10, 20]  # what the browser's lasso sends
+    assert "5 of 200 codes selected" in view.details.selection_caption.value
+    grid = np.asarray(Image.open(io.BytesIO(view.details.selection_image.value)))
+    assert grid[0, 0] == 0 and grid[0, 32 + 8] == 1  # inputs in the data's order, 32 px each (4 gap pixels)
+    labels = view.details.factor_sources["label"].data  # rows 0, 1, 2, 10, 20: labels 0, 1, 2, 0, 0
+    chosen = dict(zip(np.round(labels["left"]).astype(int), labels["chosen"], strict=False))
+    assert chosen[0] == pytest.approx(0.6) and sum(labels["chosen"]) == pytest.approx(1.0)
+    assert sum(labels["all"]) == pytest.approx(1.0) and view.details.factors.layout.display == ""
+    view.code_source.selected.indices = []
+    assert view.details.selection_caption.value == "" and view.details.factors.layout.display == "none"
 
 
 def test_umap_shows_that_it_is_computing_instead_of_the_old_picture(view, monkeypatch):

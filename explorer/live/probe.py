@@ -4,7 +4,7 @@ the dataset's codes at rest."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -119,13 +119,17 @@ class Probe:
         self._next = rows.stop % len(self)
         return self._codes.clone()
 
-    def image_and_reconstruction(self, model: AutoEncoder, codes: torch.Tensor, row: int) -> tuple[np.ndarray,
-                                                                                                  np.ndarray]:
-        """Input ``row`` of the order and its reconstruction from ``codes[row]``, as pictures uint8 [H, W, C]."""
+    def image_and_reconstruction(self, model: AutoEncoder, row: int, code: torch.Tensor) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+        """Input ``row`` of the order and its reconstruction from its ``code`` [d], as pictures uint8 [H, W, C]."""
         device = next(model.parameters()).device
         with evaluating(model):
-            reconstruction = model.decode(codes[row : row + 1].to(device))
+            reconstruction = model.decode(torch.as_tensor(code, dtype=torch.float32)[None].to(device))
         return self.picture(self.inputs(slice(row, row + 1)))[0], self.picture(reconstruction)[0]
+
+    def images(self, rows: Sequence[int]) -> np.ndarray:
+        """Inputs of ``rows`` of the order as pictures uint8 [n, H, W, C]."""
+        return self.picture(self.dataset.inputs(self.order[list(rows)]))
 
 
 def encode(model: AutoEncoder, inputs: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import concurrent.futures
 
+import numpy as np
+import torch
+
 from explorer.live.owner import Owner
 from explorer.live.pacing import ReportedClock, StepClock
 from explorer.live.probe import Probe
@@ -80,6 +83,12 @@ class LiveRun:
             return self.maker.publish()
 
         return self.owner.between_steps(select)
+
+    def preview(self, row: int, code: np.ndarray) -> concurrent.futures.Future[tuple[np.ndarray, np.ndarray]]:
+        """Input ``row`` of the probe's order and its reconstruction from ``code`` (decoded between two steps): the
+        picture under the cursor."""
+        return self.owner.between_steps(
+            lambda: self.probe.image_and_reconstruction(self.source.model, row, torch.as_tensor(code)))
 
     def publish(self) -> concurrent.futures.Future[Snapshot]:
         """Take a snapshot now (between steps if a thread owns the run) and queue it."""

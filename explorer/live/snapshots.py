@@ -159,7 +159,7 @@ class SnapshotMaker:
         selected = min(self.selected, len(codes) - 1)
         values, traversals = self.traversals.get(model, codes[selected], (selected, id(prior), source.step),
                                                  prior_sample, advancing, self.probe.picture)
-        original, reconstruction = self.probe.image_and_reconstruction(model, codes, selected)
+        original, reconstruction = self.probe.image_and_reconstruction(model, selected, codes[selected])
         event = self.last_event
         steps, history = self.loss_history.arrays()
         lps_steps, lps_history = self.lps.history.arrays()

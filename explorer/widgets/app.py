@@ -203,8 +203,8 @@ class Explorer:
         state = LiveState()
         editor = PriorEditor(d, prior=trainer.prior)
         editor.on_change(self._on_prior)
-        run = _Run(background, state, editor, LatentView(d, background.probe, self.lock, on_select=self._on_select,
-                                                         state=state), LPSView(d), TraversalView())
+        run = _Run(background, state, editor, LatentView(d, background.probe, self.lock, self._on_select, state,
+                                                         background.preview), LPSView(d), TraversalView())
         state.observe(self.panel.update)
         state.observe(run.latent.update, "codes")
         state.observe(run.lps.update, "codes")

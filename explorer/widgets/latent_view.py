@@ -10,7 +10,16 @@ from collections.abc import Callable
 import ipywidgets as widgets
 import numpy as np
 from bokeh.events import DoubleTap, Tap
-from bokeh.models import ColorBar, ColumnDataSource, CustomJS, Legend, LinearColorMapper
+from bokeh.models import (
+    BoxSelectTool,
+    ColorBar,
+    ColumnDataSource,
+    CustomJS,
+    HoverTool,
+    LassoSelectTool,
+    Legend,
+    LinearColorMapper,
+)
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
@@ -18,6 +27,7 @@ from explorer.extras import require
 from explorer.live import Probe, Snapshot
 from explorer.style import CODE_COLOR, PRIOR_COLOR
 from explorer.widgets.bokehjs import BokehPane
+from explorer.widgets.selection_view import Preview, SelectionView
 from explorer.widgets.state import LiveState
 from explorer.widgets.structure_view import StructureView
 
@@ -76,7 +86,8 @@ class LatentView:
     """
 
     def __init__(self, latent_dim: int, probe: Probe, lock: threading.RLock,
-                 on_select: Callable[[int], None] | None = None, state: LiveState | None = None) -> None:
+                 on_select: Callable[[int], None] | None = None, state: LiveState | None = None,
+                 preview: Preview | None = None) -> None:
         self.latent_dim, self.probe, self.lock, self.on_select = latent_dim, probe, lock, on_select
         self.state = state if state is not None else LiveState()
         self.state.observe(self._show_selection, "selection")
@@ -128,6 +139,15 @@ class LatentView:
         for event in (Tap, DoubleTap):  # Bokeh reports a quick second click as a double tap
             self.scatter.js_on_event(event, tapped)
         self.tap_source.on_change("data", self._tapped)
+        self.details = SelectionView(probe, lock, preview)
+        self.hover_source = ColumnDataSource({"index": []})
+        hovered = CustomJS(args={"source": self.hover_source}, code="""
+            const hit = cb_data.index.indices;
+            if (hit.length && source.data.index[0] !== hit[0]) source.data = {index: [hit[0]]};""")
+        self.scatter.add_tools(HoverTool(renderers=[codes], tooltips=None, callback=hovered),
+                               BoxSelectTool(renderers=[codes]), LassoSelectTool(renderers=[codes]))
+        self.hover_source.on_change("data", self._hovered)
+        self.code_source.selected.on_change("indices", self._selected_many)
 
         self.structure_view = StructureView(latent_dim, lock)
         self.structure = self.structure_view.widget
@@ -135,7 +155,8 @@ class LatentView:
         self.plots.add_class("explorer-latent")
         controls = widgets.VBox([self.projection, widgets.HBox([self.x_dim, self.y_dim, self.colour]),
                                  self.clear_button])
-        self.widget = widgets.VBox([controls, self.note, self.plots])  # the scatter; `structure` goes below
+        # the scatter and what lies behind its codes; `structure` goes below
+        self.widget = widgets.VBox([controls, self.note, widgets.HBox([self.plots, self.details.widget])])
 
     @property
     def marginal_sources(self) -> list[tuple[ColumnDataSource, ColumnDataSource]]:
@@ -182,6 +203,15 @@ class LatentView:
             index = nearest_within(self._shown, float(new["x"][0]), float(new["y"][0]), span, TAP_RADIUS)
             if index is not None:
                 self.select(index)
+
+    def _hovered(self, _attr: str, _old: object, new: dict) -> None:
+        snapshot = self._snapshot
+        if new["index"] and snapshot is not None and new["index"][0] < len(snapshot.codes):
+            self.details.hovered(int(new["index"][0]), snapshot.codes[new["index"][0]])
+
+    def _selected_many(self, _attr: str, _old: object, new: list[int]) -> None:
+        with self.lock:
+            self.details.selected(new, len(self._shown))
 
     def _redraw(self, _change: object = None) -> None:
         with self.lock:
