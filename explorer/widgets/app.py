@@ -35,6 +35,7 @@ from explorer.priors import Prior
 from explorer.settings import TrainConfig
 from explorer.training import Trainer, resolve_data
 from explorer.widgets.bokehjs import bokehjs_loader
+from explorer.widgets.history_bar import HistoryBar
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
@@ -62,6 +63,7 @@ class _Run:
     latent: LatentView
     lps: LPSView
     traversals: TraversalView
+    history: HistoryBar
 
 
 class Explorer:
@@ -106,7 +108,7 @@ class Explorer:
         self.panel.start.on_click(self._on_start)
         for action in ("pause", "resume", "stop"):  # each runs between two steps; the state shows in a snapshot
             getattr(self.panel, action).on_click(lambda _, action=action: getattr(self.background, action)())
-        self.panel.save.on_click(self._on_save)
+        self.panel.save.on_click(lambda _: self.background.save(self.panel.out.value))  # outcome: in a snapshot
         self.panel.save_view.on_click(lambda _: self.save_view())
         for control in self.panel.run_settings:
             control.observe(self._on_setting, names="value")
@@ -204,7 +206,8 @@ class Explorer:
         editor = PriorEditor(d, prior=trainer.prior)
         editor.on_change(self._on_prior)
         run = _Run(background, state, editor, LatentView(d, background.probe, self.lock, self._on_select, state,
-                                                         background.preview), LPSView(d), TraversalView())
+                                                         background.preview), LPSView(d), TraversalView(),
+                   HistoryBar(state, self.lock))
         state.observe(self.panel.update)
         state.observe(run.latent.update, "codes")
         state.observe(run.lps.update, "codes")
@@ -214,7 +217,7 @@ class Explorer:
         self.tabs.set_title(1, "Prior" if programmable else "Prior (n/a)")
         wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
         self._views_box.children = [
-            widgets.HBox([self.tabs, run.latent.widget], layout=wrap),
+            widgets.HBox([self.tabs, widgets.VBox([run.history.widget, run.latent.widget])], layout=wrap),
             widgets.HBox([run.latent.structure], layout=wrap),
             widgets.HBox([run.lps.widget, run.traversals.widget], layout=wrap),
         ]
@@ -255,9 +258,6 @@ class Explorer:
                 self.panel.show("")
             except (RuntimeError, ValueError, OSError) as error:
                 self.panel.show(str(error), error=True)
-
-    def _on_save(self, _button: object = None) -> None:
-        self.background.save(self.panel.out.value)  # its outcome arrives as a snapshot message
 
     def save_view(self, path: str | Path | None = None) -> Path | None:
         """Write the views as shown to one HTML file that opens offline and stays interactive, and their picture
