@@ -5,6 +5,7 @@ trains in another process."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import time
@@ -131,6 +132,7 @@ def drive_the_explorer(page) -> None:
     scatter = page.locator(".explorer-latent .bk-Canvas").first
     scatter.wait_for(state="visible", timeout=60_000)
     assert shown_step(page) == 0
+    the_weight_is_named_for_the_objective(page)
     before = scatter.screenshot()
 
     start.click()
@@ -163,14 +165,93 @@ def drive_the_explorer(page) -> None:
     page.screenshot(path=str(ARTIFACTS / "explorer.png"))
     explorer_output = page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first
     explorer_output.screenshot(path=str(ARTIFACTS / "explorer-widget.png"))
+    page.evaluate(RECORD_CODE_NOTES)
     widget_button(page, "Stop").click()
     page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=30_000, polling=250)
+    see_the_codes_of_the_dataset_at_rest(page, scatter)
+    go_back_in_history(page, scatter)
 
     out = run_code(page, "from explorer.priors import Gaussian; "
                          "print(app.background.state, app.trainer.step, app.trainer.prior != Gaussian(5))")
     state, step, prior_changed = out.split()
     assert state == "stopped" and int(step) > first
     assert prior_changed == "True", "dragging the prior slider did not reach the trainer"
+
+
+def the_weight_is_named_for_the_objective(page) -> None:
+    """The penalty weight's label follows the objective chosen (it read "lam" for every one)."""
+    objective = page.locator(".widget-dropdown", has=page.locator("label", has_text=re.compile("^objective$")))
+    for label, weight in (("VAE", "beta"), ("FactorVAE", "gamma"), ("AE-MMD", "lam")):
+        objective.locator("select").select_option(label=label)
+        page.locator(".widget-slider label:visible", has_text=re.compile(f"^{weight}$")).first.wait_for(timeout=5000)
+    assert "Settings changed" not in " ".join(page.locator(".widget-html-content").all_inner_texts())
+
+
+RECORD_CODE_NOTES = """() => { window.codeNotes = [];
+    new MutationObserver(() => {
+        const note = [...document.querySelectorAll('.widget-html-content')].map(e => e.innerText)
+            .find(text => text.includes('codes of the dataset'));
+        if (note && note !== window.codeNotes.at(-1)?.text) window.codeNotes.push({text: note, at: performance.now()});
+    }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+CODES_IN_BOKEH = """n => [...Bokeh.index].some(view => [...(view.model.document?.all_models ?? [])]
+    .some(model => model.data?.x?.length === n))"""
+
+
+def see_the_codes_of_the_dataset_at_rest(page, scatter, n: int = 100_000) -> None:
+    """Stopped, the scatter fills in, with visible progress, to ``n`` codes of the dataset; the browser holds them
+    within seconds of the note saying so."""
+    # the benchmark times this on an idle machine (about 20 s); here JupyterLab and Chromium share its 2 cores
+    page.locator(".widget-html-content", has_text=f"{n:,} codes of the dataset over").first.wait_for(timeout=120_000)
+    page.wait_for_function(CODES_IN_BOKEH, arg=n, timeout=30_000, polling="raf")
+    held = page.evaluate("() => new Promise(done => requestAnimationFrame(() => done(performance.now())))")
+    notes = page.evaluate("() => window.codeNotes")
+    assert any("encoding" in note["text"] for note in notes), notes  # it grew in view
+    # a measurement, not a timed assertion (the guide: targets go in benchmarks): the issue asks for 3 s
+    seconds = (held - notes[-1]["at"]) / 1000
+    (ARTIFACTS / "rest-codes-redraw.json").write_text(json.dumps({"codes": n, "seconds_after_note": seconds}))
+    scatter.screenshot(path=str(ARTIFACTS / "explorer-100k-codes.png"))
+    look_behind_the_codes(page, scatter, n)
+
+
+def look_behind_the_codes(page, scatter, shown: int) -> None:
+    """Hovering the cloud shows a code's input and reconstruction; a lasso around its middle, the selection's grid
+    of inputs and its factors."""
+    box = scatter.bounding_box()
+    x, y = box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.45
+    page.mouse.move(x, y)
+    page.mouse.move(x + 3, y + 3, steps=3)
+    page.locator(".widget-html-content", has_text=re.compile(r"code [\d,]+: its input")).first.wait_for(
+        timeout=15_000)
+    page.locator(".explorer-latent .bk-tool-icon-lasso-select").first.click()
+    page.mouse.move(x - 30, y - 30)
+    page.mouse.down()
+    for dx, dy in ((30, -30), (30, 30), (-30, 30), (-30, -30)):
+        page.mouse.move(x + dx, y + dy, steps=5)
+    page.mouse.up()
+    page.locator(".widget-html-content", has_text=f"of {shown:,} codes selected").first.wait_for(timeout=15_000)
+    page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first.screenshot(
+        path=str(ARTIFACTS / "explorer-selection.png"))
+
+
+def go_back_in_history(page, scatter) -> None:
+    """The history slider dragged to its start shows the run's first kept codes; Live returns to the newest."""
+    slider = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile("^history$"))).first
+    handle, track = slider.locator(".noUi-handle").first, slider.locator(".noUi-base").first
+    now = scatter.screenshot()
+    box, start = handle.bounding_box(), track.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(start["x"] - 20, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    early = page.locator(".widget-html-content", has_text=re.compile(r"^step [\d,]+: [\d,]+ codes")).first
+    early.wait_for(timeout=15_000)
+    shown = int(re.match(r"step ([\d,]+):", early.inner_text()).group(1).replace(",", ""))
+    assert shown < 500, early.inner_text()  # the run's first kept snapshot, not its last step
+    assert scatter.screenshot() != now, "the scatter did not change to the early codes"
+    page.locator(".jp-OutputArea-output", has=page.locator(".explorer-latent")).first.screenshot(
+        path=str(ARTIFACTS / "explorer-history.png"))
+    widget_button(page, "Live").click()
+    page.locator(".widget-html-content", has_text="codes of the dataset over").first.wait_for(timeout=15_000)
 
 
 def continue_the_shipped_model(page) -> None:

@@ -91,6 +91,11 @@ class Probe:
         """The probe rows' labels (None: the dataset has none)."""
         return self.colour_values("label", len(self)) if self.dataset.labels is not None else None
 
+    @property
+    def factors(self) -> np.ndarray | None:
+        """The probe rows' ground-truth factors [n, k] (None: the dataset has none)."""
+        return None if self.dataset.factors is None else np.asarray(self.dataset.factors)[self.index.numpy()]
+
     def colour_values(self, name: str, n: int) -> np.ndarray:
         """Label or factor ``name`` of the first ``n`` rows of the order, as floats (zeros for ``none``)."""
         rows = self.order[:n].numpy()

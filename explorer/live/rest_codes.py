@@ -1,6 +1,7 @@
 """At rest (paused, stopped, a checkpoint opened) the views show the codes of many more dataset rows than the live
 probe: a worker encodes the probe's order further, `SLICE_ROWS` rows at a time with its own copy of the model, and
-the codes shown grow about once a second, so the scatter fills in with visible progress instead of freezing."""
+the codes shown grow after 1 s, then at growing intervals, so the scatter fills in with visible progress instead of
+freezing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from explorer.live.probe import SLICE_ROWS, Probe, encode
 from explorer.models import AutoEncoder
 
 REST_CODES = 100_000  # codes shown at rest: the most the scatter draws readably (WebGL, faint points)
-SHOW_EVERY_S = 1.0  # the codes shown grow at most this often while the rest are encoded
+SHOW_FIRST_S = 1.0  # the codes shown first grow after this long, then after 1.5 times longer each time: each
+SHOW_GROWTH = 1.5  # redraw costs in proportion to the codes drawn, so a few steps show progress at little cost
 
 
 class RestCodes:
@@ -56,7 +58,7 @@ class RestCodes:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     def _encode(self, key: Hashable, model: AutoEncoder) -> None:
-        shown = time.perf_counter()
+        shown, wait = time.perf_counter(), SHOW_FIRST_S
         for start in range(0, self.n, SLICE_ROWS):
             codes = encode(model, self.probe.inputs(slice(start, min(start + SLICE_ROWS, self.n))))
             with self._lock:
@@ -66,6 +68,6 @@ class RestCodes:
                     self._codes = torch.empty(self.n, codes.shape[1])
                 self._codes[start : start + len(codes)] = codes
                 self._filled = start + len(codes)
-            if self._filled == self.n or time.perf_counter() - shown >= SHOW_EVERY_S:
-                shown = time.perf_counter()
+            if self._filled == self.n or time.perf_counter() - shown >= wait:
+                shown, wait = time.perf_counter(), wait * SHOW_GROWTH
                 self.on_more()

@@ -24,7 +24,7 @@ from explorer.live.pacing import RateLimiter, ReportedClock, StepClock
 from explorer.live.probe import Probe
 from explorer.live.rest_codes import RestCodes
 from explorer.live.source import LiveSource
-from explorer.live.state import Snapshot, SnapshotQueue
+from explorer.live.state import RunState, Snapshot, SnapshotQueue
 from explorer.live.traversals import Traversals
 from explorer.priors import standard_normal
 
@@ -129,10 +129,15 @@ class SnapshotMaker:
             self.owner.say("")
         return codes
 
+    @property
+    def _untrained(self) -> bool:
+        """A new model not yet started: its codes at rest are not worth 100,000 encodings (an opened one's are)."""
+        return self.owner.state is RunState.IDLE and self.source.step == 0
+
     def _rest_codes(self, probe_codes: torch.Tensor, advancing: bool) -> tuple[torch.Tensor, str]:
         """The codes to show and what they are: the probe's while the model advances, at rest as many of the
         dataset's as `RestCodes` has encoded (over the probe's until they outnumber them)."""
-        if advancing or not self.rest.enabled:
+        if advancing or not self.rest.enabled or self._untrained:
             self.rest.stop()
             return probe_codes, f"{len(probe_codes):,} codes"
         more = self._finite(torch.from_numpy(self.rest.at_rest((self.source.run_id, self.source.step),
@@ -150,7 +155,7 @@ class SnapshotMaker:
         self._codes_version += 1
         prior = source.prior or standard_normal(source.latent_dim)
         # at rest with `RestCodes` its worker re-encodes the probe's rows first, off this thread; else do it here
-        at_rest = not advancing and self.rest.enabled
+        at_rest = not advancing and self.rest.enabled and not self._untrained
         codes = self._finite(self.probe.refresh(model, everything=(complete or not advancing) and not at_rest))
         codes, codes_of = self._rest_codes(codes, advancing)
         prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(source.step)).numpy()

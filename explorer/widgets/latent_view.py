@@ -118,7 +118,7 @@ class LatentView:
         self.clear_button.on_click(lambda _: self.clear())
 
         self.prior_source = ColumnDataSource({"x": [], "y": []})
-        self.code_source = ColumnDataSource({"x": [], "y": [], "c": [], "index": []})
+        self.code_source = ColumnDataSource({"x": [], "y": [], "c": []})
         self.selected_source = ColumnDataSource({"x": [], "y": []})
         self.tap_source = ColumnDataSource({"x": [], "y": []})
         self.mapper = LinearColorMapper(palette=Viridis256)
@@ -266,7 +266,7 @@ class LatentView:
             self.scatter.title.text = "computing UMAP…" if waiting else "UMAP failed"
             self._shown = np.zeros((0, 2))
             self.prior_source.data = {"x": [], "y": []}
-            self.code_source.data = {"x": [], "y": [], "c": [], "index": []}
+            self.code_source.data = {"x": [], "y": [], "c": []}
             self._draw_ring()
             return
         codes, prior, (x_label, y_label) = projected
@@ -283,8 +283,10 @@ class LatentView:
         self.colour_bar.visible = coloured
         self.colour_bar.title = self.colour.value if coloured else ""
         self._shown = codes
-        self.prior_source.data = {"x": prior[:, 0], "y": prior[:, 1]}
-        self.code_source.data = {"x": codes[:, 0], "y": codes[:, 1], "c": colour, "index": np.arange(len(codes))}
+        # float32 halves what goes to the browser: 100,000 codes and as many prior points are 2 MB, not 4
+        self.prior_source.data = {"x": prior[:, 0].astype(np.float32), "y": prior[:, 1].astype(np.float32)}
+        self.code_source.data = {"x": codes[:, 0].astype(np.float32), "y": codes[:, 1].astype(np.float32),
+                                 "c": colour.astype(np.float32)}
         self._draw_ring()
 
     def _draw_ring(self) -> None:

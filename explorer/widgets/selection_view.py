@@ -32,9 +32,11 @@ class SelectionView:
         self.probe, self.lock, self.preview = probe, lock, preview
         self.hover_caption = widgets.HTML("<small>Hover a code: its input and its reconstruction show here. A box "
                                           "or lasso selection (toolbar) shows its inputs.</small>")
-        self.hover_image = widgets.Image(format="png", layout={"width": "auto"})
+        # hidden until they hold a picture: an empty image shows as a broken one
+        self.hover_image = widgets.Image(format="png", layout={"width": "auto", "display": "none"})
         self.selection_caption = widgets.HTML()
-        self.selection_image = widgets.Image(format="png", layout={"width": "auto", "max_width": "300px"})
+        self.selection_image = widgets.Image(format="png", layout={"width": "auto", "max_width": "300px",
+                                                                   "display": "none"})
         self.factor_names = [name for name in ("label", *probe.factor_names)
                              if name != "label" or probe.labels is not None]
         self.factor_sources = {name: ColumnDataSource({"left": [], "right": [], "all": [], "chosen": []})
@@ -67,6 +69,7 @@ class SelectionView:
             return
         with self.lock:
             self.hover_image.value = grid_png(list(future.result()), columns=2, cell=64)
+            self.hover_image.layout.display = ""
             self.hover_caption.value = f"<small>code {row:,}: its input, then its reconstruction</small>"
 
     def selected(self, rows: Sequence[int], shown: int) -> None:
@@ -74,12 +77,13 @@ class SelectionView:
         rows = sorted(int(row) for row in rows if row < shown)
         if not rows:
             self.selection_caption.value, self.selection_image.value = "", b""
-            self.factors.layout.display = "none"
+            self.factors.layout.display = self.selection_image.layout.display = "none"
             return
         first = rows[:GRID]
         more = f" (the first {GRID} shown)" if len(rows) > GRID else ""
         self.selection_caption.value = f"<small>{len(rows):,} of {shown:,} codes selected{more}</small>"
         self.selection_image.value = grid_png(list(self.probe.images(first)), columns=8, cell=32)
+        self.selection_image.layout.display = ""
         for name, source in self.factor_sources.items():
             values = self.probe.colour_values(name, shown)
             edges = np.histogram_bin_edges(values, bins=min(BINS, len(np.unique(values))))
