@@ -90,10 +90,11 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
 
 
-def memory_growth(config, dataset, seconds: float) -> tuple[float, float, int, int]:
-    """Peak RSS (MB) after `WARM_S` and at the end of a watched run of ``seconds``, the steps done and the length
-    of the loss history the last snapshot carried."""
-    app = Explorer(dataclasses.replace(config, steps=10**8), data=dataset, rest_lps_codes=0)
+def memory_growth(config, dataset, seconds: float, live_codes: int) -> tuple[float, float, int, int, int]:
+    """Peak RSS (MB) after `WARM_S` and at the end of a watched run of ``seconds`` with ``live_codes`` codes, the
+    steps done, the length of the loss history the last snapshot carried and the snapshots the history slider
+    kept."""
+    app = Explorer(dataclasses.replace(config, steps=10**8), data=dataset, probe_size=live_codes, rest_lps_codes=0)
     app.background.start()
     warm = min(WARM_S, seconds / 4)
     app.background.join(timeout=warm)  # trains on: this only waits
@@ -102,8 +103,9 @@ def memory_growth(config, dataset, seconds: float) -> tuple[float, float, int, i
     end_rss = peak_rss_mb()
     steps = app.trainer.step
     history = len(app.last_snapshot.history_steps) if app.last_snapshot else 0
+    kept = len(app.state.history)
     app.close()
-    return start_rss, end_rss, steps, history
+    return start_rss, end_rss, steps, history, kept
 
 
 def main() -> None:
@@ -114,11 +116,13 @@ def main() -> None:
     parser.add_argument("--live-codes", type=int, nargs="+", default=[512, 2000, 10_000],
                         help="codes drawn while training, one watched run each per round")
     parser.add_argument("--rest-codes", type=int, default=100_000, help="codes of the at-rest row (0: none)")
+    parser.add_argument("--memory-codes", type=int, default=10_000, help="live codes of the memory run")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.steps, args.memory_seconds, args.live_codes, args.rest_codes = 1, 30, 4.0, [512, 2000], 3000
+        args.memory_codes = 512
     config = dataclasses.replace(DEFAULT_CONFIG, steps=args.steps)
     dataset = load_dataset(config.dataset, **config.dataset_options)
     headless = []
@@ -153,10 +157,11 @@ def main() -> None:
         rest = {"codes": args.rest_codes, "seconds": seconds, "sizes_shown": sizes, "target_s": 30}
     memory = None
     if args.memory_seconds:
-        start, end, steps, history = memory_growth(config, dataset, args.memory_seconds)
+        start, end, steps, history, kept = memory_growth(config, dataset, args.memory_seconds, args.memory_codes)
         span = args.memory_seconds - min(WARM_S, args.memory_seconds / 4)
-        memory = {"seconds": args.memory_seconds, "steps": steps, "start_mb": start, "end_mb": end, "span_s": span,
-                  "per_20_min_mb": (end - start) / span * 1200, "history_points": history}
+        memory = {"seconds": args.memory_seconds, "codes": args.memory_codes, "steps": steps, "start_mb": start,
+                  "end_mb": end, "span_s": span, "per_20_min_mb": (end - start) / span * 1200,
+                  "history_points": history, "snapshots_kept": kept}
     if args.json:
         print(json.dumps({"rows": rows, "time_share": shares, "latency": latency, "rest": rest, "memory": memory}))
         return
@@ -179,10 +184,11 @@ def main() -> None:
               f"run ended (target < {rest['target_s']} s), the scatter growing through {rest['sizes_shown']} sizes")
     if memory is not None:
         m = memory
-        print(f"memory, watched {m['seconds']:g} s ({m['steps']:,} steps): peak RSS {m['start_mb']:.0f} MB after "
-              f"warm-up -> {m['end_mb']:.0f} MB ({m['end_mb'] - m['start_mb']:+.1f} MB over {m['span_s']:.0f} s; "
-              f"{m['per_20_min_mb']:+.1f} MB per 20 min extrapolated linearly, target < 20); loss history "
-              f"{m['history_points']} points (bounded)")
+        print(f"memory, watched {m['seconds']:g} s ({m['steps']:,} steps, {m['codes']:,} live codes): peak RSS "
+              f"{m['start_mb']:.0f} MB after warm-up -> {m['end_mb']:.0f} MB ({m['end_mb'] - m['start_mb']:+.1f} MB "
+              f"over {m['span_s']:.0f} s; {m['per_20_min_mb']:+.1f} MB per 20 min extrapolated linearly, target < 20; "
+              f"the history slider's snapshots, at most 48, hold < 200 MB); loss history {m['history_points']} "
+              f"points, {m['snapshots_kept']} snapshots kept (bounded)")
 
 
 if __name__ == "__main__":
