@@ -20,7 +20,8 @@ OBJECTIVES = ("vae", "beta-vae", "mmd", "kld", "ae")
 EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {
     f"engineered/xy/{name}" for name in ("gaussian", "uniform", "gmm")} | {
     f"engineered/shapes/{name}" for name in ("gaussian", "hybrid", *(f"copy-of-hybrid-seed{s}" for s in range(3)))} | {
-    "engineered/shapes-lam10/gaussian", "engineered/shapes-lam10/hybrid", "budget/shapes-lam10/mmd"}
+    "engineered/shapes-lam10/gaussian", "engineered/shapes-lam10/hybrid", "budget/shapes-lam10/mmd",
+    "engineered/shapes-marginal/gaussian", "engineered/shapes-marginal/hybrid"}
 
 
 def test_the_manifest_lists_every_checkpoint_the_notebooks_need():

@@ -38,6 +38,8 @@ ENGINEERED_SHAPES = {"dataset": "shapes", "steps": 8000, "batch_size": 64, "lr":
                      "seeds": SEEDS}
 # the Gaussian and hybrid priors at lambda 10, to the budget where AE-MMD's LPS is flat in the lambda-10 budget study
 ENGINEERED_SHAPES_LAM10 = {**ENGINEERED_SHAPES, "steps": 32000, "lam": 10.0, "seeds": (0,)}
+# the same at 16,000 steps with the per-dimension marginal MMD (weight 1), which sees the hybrid prior's shapes
+ENGINEERED_SHAPES_MARGINAL = {**ENGINEERED_SHAPES, "steps": 16000, "lam": 10.0, "marginal": 1.0, "copies": False}
 BUDGET_MODEL = ("shapes-lam10", "mmd")  # the study's model shipped (at its last budget) for notebook 5's traversals
 SHAPES_32 = {"dataset_options": {"size": 32}, "dataset": "shapes", "latent_dim": 5}
 BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "first": 2500, "lam": 30.0,
@@ -71,7 +73,9 @@ SETS = (ShippedSet("kl-failure", kl_failure, KL_FAILURE, "kl-failure", "kl-failu
         ShippedSet("engineered/xy", engineered_priors, ENGINEERED_XY, "engineered", "engineered/xy"),
         ShippedSet("engineered/shapes", engineered_priors, ENGINEERED_SHAPES, "engineered", "engineered/shapes"),
         ShippedSet("engineered/shapes-lam10", engineered_priors, ENGINEERED_SHAPES_LAM10, "engineered-lam10",
-            "engineered-lam10/shapes"))
+            "engineered-lam10/shapes"),
+        ShippedSet("engineered/shapes-marginal", engineered_priors, ENGINEERED_SHAPES_MARGINAL, "engineered-marginal",
+                   "engineered-marginal/shapes"))
 
 
 def checkpoints_root(must_exist: bool = True) -> Path:
