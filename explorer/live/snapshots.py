@@ -134,10 +134,10 @@ class SnapshotMaker:
         """A new model not yet started: its codes at rest are not worth 100,000 encodings (an opened one's are)."""
         return self.owner.state is RunState.IDLE and self.source.step == 0
 
-    def _rest_codes(self, probe_codes: torch.Tensor, advancing: bool) -> tuple[torch.Tensor, str]:
+    def _rest_codes(self, probe_codes: torch.Tensor, at_rest: bool) -> tuple[torch.Tensor, str]:
         """The codes to show and what they are: the probe's while the model advances, at rest as many of the
         dataset's as `RestCodes` has encoded (over the probe's until they outnumber them)."""
-        if advancing or not self.rest.enabled or self._untrained:
+        if not at_rest:
             self.rest.stop()
             return probe_codes, f"{len(probe_codes):,} codes"
         more = self._finite(torch.from_numpy(self.rest.at_rest((self.source.run_id, self.source.step),
@@ -157,7 +157,7 @@ class SnapshotMaker:
         # at rest with `RestCodes` its worker re-encodes the probe's rows first, off this thread; else do it here
         at_rest = not advancing and self.rest.enabled and not self._untrained
         codes = self._finite(self.probe.refresh(model, everything=(complete or not advancing) and not at_rest))
-        codes, codes_of = self._rest_codes(codes, advancing)
+        codes, codes_of = self._rest_codes(codes, at_rest)
         prior_sample = prior.sample(len(codes), torch.Generator().manual_seed(source.step)).numpy()
         fit = self.fit.of(codes.numpy(), prior)
         self.lps.update(codes, advancing)
