@@ -124,8 +124,8 @@ class Probe:
         self._next = rows.stop % len(self)
         return self._codes.clone()
 
-    def image_and_reconstruction(self, model: AutoEncoder, row: int, code: torch.Tensor) -> tuple[np.ndarray,
-                                                                                                 np.ndarray]:
+    def image_and_reconstruction(self, model: AutoEncoder, row: int,
+                                 code: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Input ``row`` of the order and its reconstruction from its ``code`` [d], as pictures uint8 [H, W, C]."""
         device = next(model.parameters()).device
         with evaluating(model):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import concurrent.futures
 
 import numpy as np
-import torch
 
 from explorer.live.owner import Owner
 from explorer.live.pacing import ReportedClock, StepClock
@@ -87,8 +86,7 @@ class LiveRun:
     def preview(self, row: int, code: np.ndarray) -> concurrent.futures.Future[tuple[np.ndarray, np.ndarray]]:
         """Input ``row`` of the probe's order and its reconstruction from ``code`` (decoded between two steps): the
         picture under the cursor."""
-        return self.owner.between_steps(
-            lambda: self.probe.image_and_reconstruction(self.source.model, row, torch.as_tensor(code)))
+        return self.owner.between_steps(lambda: self.probe.image_and_reconstruction(self.source.model, row, code))
 
     def publish(self) -> concurrent.futures.Future[Snapshot]:
         """Take a snapshot now (between steps if a thread owns the run) and queue it."""

@@ -47,8 +47,12 @@ class SnapshotHistory:
         so the progress and losses stay live while the latent views show the past."""
         if index is None or not self.kept:
             return live
-        past = self.kept[min(index, len(self.kept) - 1)]
+        past = self.at(index)
         return dataclasses.replace(
             live, codes=past.codes, prior_sample=past.prior_sample, lps=past.lps, lps_step=past.lps_step,
             lps_estimator=past.lps_estimator, fit=past.fit, codes_of=f"step {past.step:,}: {past.codes_of}",
-            codes_version=-past.codes_version, shown_step=past.step)
+            codes_version=-past.codes_version)
+
+    def at(self, index: int) -> Snapshot:
+        """Kept snapshot ``index``, the newest if there are fewer (call with some kept)."""
+        return self.kept[min(index, len(self.kept) - 1)]

@@ -60,7 +60,6 @@ class Snapshot:
     prior: Prior | None = None  # what the run trains toward (None: its objective takes no prior)
     fit: np.ndarray | None = None  # [d] KS distance of each dimension's codes to the prior's marginal
     codes_of: str = ""  # what the codes are, e.g. "40,960 codes of the dataset (encoding 100,000…)"
-    shown_step: int | None = None  # the step of the codes shown, when the history slider shows an earlier one
     taken_at: float = field(default_factory=time.perf_counter)
 
     @property

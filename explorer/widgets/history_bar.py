@@ -40,8 +40,8 @@ class HistoryBar:
         if self.state.rewound is None:
             self.slider.value = newest
         self._setting = False
-        shown = snapshot.shown_step if snapshot.shown_step is not None else snapshot.step
-        when = "live" if self.state.rewound is None else f"step {shown:,} of {snapshot.step:,}"
+        rewound = self.state.rewound
+        when = "live" if rewound is None else f"step {self.state.history.at(rewound).step:,} of {snapshot.step:,}"
         self.label.value = f"<small>{when} · {len(self.state.history)} steps kept</small>"
         self.live.disabled = self.state.rewound is None
 

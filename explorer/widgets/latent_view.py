@@ -218,7 +218,6 @@ class LatentView:
             if self._snapshot is not None:
                 self._draw_scatter(self._snapshot)
 
-
     def _project(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, tuple[str, str]] | None:
         """Codes and prior sample in the chosen view, with its axis labels; None while UMAP computes."""
         codes, prior = snapshot.codes, snapshot.prior_sample

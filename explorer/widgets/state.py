@@ -42,7 +42,16 @@ class LiveState:
     def post(self, snapshot: Snapshot) -> None:
         self.live = snapshot
         self.history.add(snapshot)
-        snapshot = self.history.over(snapshot, self.rewound)
+        self._show(snapshot)
+
+    def rewind(self, index: int | None) -> None:
+        """Show kept snapshot ``index`` of the history in the latent views (None: the newest again)."""
+        self.rewound = index
+        if self.live is not None:
+            self._show(self.live)
+
+    def _show(self, live: Snapshot) -> None:
+        snapshot = self.history.over(live, self.rewound)
         previous, self.snapshot = self.snapshot, snapshot
         for callback in self._observers["facts"]:
             callback(snapshot)
@@ -51,12 +60,6 @@ class LiveState:
                                                                                       getattr(snapshot, version)):
                 for callback in self._observers[aspect]:
                     callback(snapshot)
-
-    def rewind(self, index: int | None) -> None:
-        """Show kept snapshot ``index`` of the history in the latent views (None: the newest again)."""
-        self.rewound = index
-        if self.live is not None:
-            self.post(self.live)
 
     def select(self, index: int | None) -> None:
         """Choose probe image ``index`` (None: no choice)."""
