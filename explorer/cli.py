@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The parser of ``python -m explorer`` and its commands' parsers by name (train, evaluate, reproduce)."""
+    """The parser of ``python -m explorer`` and its commands' parsers by name (train, evaluate, reproduce, app)."""
     parser = argparse.ArgumentParser(
         prog="python -m explorer",
         description="Train and evaluate autoencoders with programmable priors (AE-MMD) and their baselines.",
@@ -251,7 +251,18 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "(engineered-priors: into --out/xy and --out/shapes; budget: budget.json, budget.png and steps/).",
     )
     _add_reproduce(reproduce)
-    return parser, {"train": train, "evaluate": evaluate, "reproduce": reproduce}
+
+    app = commands.add_parser(
+        "app", parents=[common], help="open the explorer as a page in the browser (Voila)",
+        description="Serve the live explorer as a page without code cells on 127.0.0.1 (needs explorer[app]). "
+        "It opens RUN (a run folder or a shipped checkpoint) to train further, follows it read-only while "
+        "another process trains it, or starts a new run without RUN.",
+        formatter_class=_Help,
+    )
+    app.add_argument("run", type=Path, nargs="?", help="run folder to open")
+    app.add_argument("--port", type=int, help="port to serve on (default: Voila's, 8866, or the next free one)")
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    return parser, {"train": train, "evaluate": evaluate, "reproduce": reproduce, "app": app}
 
 
 def options(command: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -382,6 +393,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    from explorer.widgets.page import serve
+
+    return serve(args.run, args.port, open_browser=not args.no_browser)
+
+
 def load_plugins(argv: Sequence[str]) -> None:
     """Import the modules named by ``--plugin`` (before the parser is built: they add objectives and families)."""
     early = argparse.ArgumentParser(add_help=False)
@@ -402,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins(argv)
         args = build_parser().parse_args(argv)
-        command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce}[args.command]
+        command = {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce, "app": _app}[args.command]
         return command(args)
     except (OSError, ValueError, ModuleNotFoundError, CheckpointError) as err:  # bad input, I/O, a full disk
         if debug:

@@ -92,6 +92,24 @@ def holder(folder: Path, patience: float = 1.0) -> str:
             time.sleep(0.05)
 
 
+def writer(folder: Path) -> str | None:
+    """Who else is writing ``folder`` now (as `holder` says), or None: its lock is free or held by this process.
+    Probing takes the lock for an instant; a folder that cannot be locked (read-only) has no writer."""
+    key = folder.resolve()
+    with _guard:
+        if (key in _locks and _locks[key].is_locked) or not (key / LOCK_FILE).exists():
+            return None
+        probe = FileLock(key / LOCK_FILE, timeout=0, thread_local=False)
+        try:
+            probe.acquire()
+        except Timeout:
+            return holder(key)
+        except OSError:
+            return None
+        probe.release()
+        return None
+
+
 def acquire(out: str | os.PathLike[str]) -> WriterLock:
     """Create ``out`` if needed and hold its writer lock; raise `RunFolderError` at once if it cannot be had.
 

@@ -64,6 +64,7 @@ __all__ = [
     "require_browser",
     "run_all_cells",
     "run_menu_command",
+    "running_app",
     "running_jupyterlab",
     "server_api",
 ]
@@ -378,6 +379,46 @@ def _stop_server(server: JupyterServer, proc: subprocess.Popen) -> None:
                     continue
     # kernels live in sessions of their own; the marker finds them (and anything else), re-parented or not
     server.force_killed.update(_kill_marked(server.marker))
+
+
+@contextlib.contextmanager
+def running_app(cwd: Path, *args: str, timeout_s: float = 90.0) -> Iterator[str]:
+    """Start ``python -m explorer app *args`` (Voila) in ``cwd`` on a free port; yield its page's URL.
+
+    The server and its kernels carry a marker, as in `running_jupyterlab`; on exit every one is stopped, and a
+    process that survives raises RuntimeError. The server's log is in the error if it does not come up."""
+    marker = _new_marker()
+    with tempfile.TemporaryDirectory(prefix="explorer-app-") as tmp_name:
+        log = Path(tmp_name) / "voila.log"
+        env = {**os.environ, MARKER_ENV: marker, "JUPYTER_CONFIG_DIR": str(Path(tmp_name) / "config"),
+               "JUPYTER_RUNTIME_DIR": str(Path(tmp_name) / "runtime"), "PYTHONUNBUFFERED": "1"}
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            with open(log, "wb") as log_file:
+                proc = subprocess.Popen([sys.executable, "-m", "explorer", "app", *args, "--port", str(port),
+                                         "--no-browser"], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + timeout_s
+            while not _answers(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not start; its log:\n{log.read_text(errors='replace')[-4000:]}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            _kill_marked(marker)
+            _assert_none_left(marker, "python -m explorer app")
+
+
+def _answers(url: str) -> bool:
+    """The server at ``url`` answers a request for its base (without running the page: that starts a kernel)."""
+    try:
+        with urllib.request.urlopen(url + "api/status", timeout=2.0):
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer: the server is up
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 # ----------------------------------------------------------------------------------------------- Chromium

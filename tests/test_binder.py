@@ -257,3 +257,20 @@ def test_the_opened_notebook_is_01_kl_failure():
 def test_the_opened_notebook_exists():
     missing = sorted(p for p in opened_notebooks() if not (ROOT / p).is_file())
     assert not missing, f"the Binder badge / binder files open notebooks that do not exist: {missing}"
+
+
+APP_BADGE = re.compile(r"\]\((?P<url>https://mybinder\.org/v2/[^)\s]+\?urlpath=voila[^)\s]*)\)")
+
+
+def test_the_app_badge_opens_the_page_on_a_shipped_model(pyproject, binder):
+    from explorer.widgets import page
+
+    match = APP_BADGE.search("\n".join((ROOT / "README.md").read_text().splitlines()[:5]))
+    assert match, "README.md has no badge opening the app (urlpath=voila/render/...) in its first lines"
+    url = urllib.parse.urlparse(match.group("url"))
+    assert url.path == badge_url().path, "the app badge launches another repository or ref than the first badge"
+    notebook, _, query = urllib.parse.parse_qs(url.query)["urlpath"][0].removeprefix("voila/render/").partition("?")
+    assert ROOT / notebook == page.NOTEBOOK
+    run = ROOT / page.requested_run({"QUERY_STRING": query})  # Binder's working directory is the checkout
+    assert page.checked_run(run) == (run, False)
+    assert "voila" in binder_installs(pyproject, binder), "Binder must install Voila (the [app] extra)"

@@ -109,3 +109,13 @@ def test_free_name_offers_the_first_unused_sibling(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run-2").mkdir()
     assert run_folder.free_name(tmp_path / "run") == tmp_path / "run-3"
+
+
+def test_the_writer_of_a_folder_is_named_while_another_process_holds_it(tmp_path, holder):
+    assert run_folder.writer(tmp_path / "run") == f"PID {holder.pid} on {os.uname().nodename}"
+    holder.kill()
+    holder.wait()
+    assert run_folder.writer(tmp_path / "run") is None  # the kernel freed a dead writer's lock
+    with run_folder.acquire(tmp_path / "run"):
+        assert run_folder.writer(tmp_path / "run") is None  # this process is not "another" writer
+    assert run_folder.writer(tmp_path) is None  # never written: no lock file
