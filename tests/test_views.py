@@ -79,8 +79,11 @@ def test_a_cloud_of_100000_codes_draws_faint_and_small_over_as_many_prior_sample
     assert list(view.code_source.data["c"][:12]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]  # every code coloured
     faint, prior = view._code_glyph.glyph, view._prior_glyph.glyph
     assert solid == 0.8 and faint.fill_alpha < 0.1 and faint.size < 2.5
-    assert 0 < prior.fill_alpha < faint.fill_alpha  # the prior stays visible under the codes
+    assert 0 < prior.fill_alpha < faint.fill_alpha
     assert view.note.value == "100,000 codes of the dataset over as many prior samples"
+    # the prior stays visible over the cloud: a line around its densest 90 % in the view (the N(0, I) circle)
+    (xs,), (ys,) = view.outline_source.data["xs"], view.outline_source.data["ys"]
+    assert np.hypot(xs, ys).mean() == pytest.approx(np.sqrt(-2 * np.log(0.1)), rel=0.03)
 
 
 def test_scatter_axes_say_what_they_show_and_the_wheel_does_not_zoom(view):

@@ -27,6 +27,7 @@ from explorer.extras import require
 from explorer.live import Probe, Snapshot
 from explorer.style import CODE_COLOR, PRIOR_COLOR
 from explorer.widgets.bokehjs import BokehPane
+from explorer.widgets.outline import OUTLINE_MASS, mass_outline
 from explorer.widgets.selection_view import Preview, SelectionView
 from explorer.widgets.state import LiveState
 from explorer.widgets.structure_view import StructureView
@@ -34,6 +35,7 @@ from explorer.widgets.structure_view import StructureView
 PROJECTIONS = ("pair", "PCA", "UMAP")
 FEW_POINTS = 1000  # up to this many points draw solid
 PRIOR_ALPHA = 0.45  # the prior's points, as a share of the codes' opacity
+OUTLINE_COLOR = "#222222"  # the line around the prior's densest 90 %, drawn over the codes
 TAP_RADIUS = 0.04  # a tap selects the nearest code within this fraction of the shown span of each axis
 UMAP_WAIT = "computing UMAP of step {step}… (the first run in a process takes about 25 s)"
 
@@ -118,6 +120,7 @@ class LatentView:
         self.clear_button.on_click(lambda _: self.clear())
 
         self.prior_source = ColumnDataSource({"x": [], "y": []})
+        self.outline_source = ColumnDataSource({"xs": [], "ys": []})
         self.code_source = ColumnDataSource({"x": [], "y": [], "c": []})
         self.selected_source = ColumnDataSource({"x": [], "y": []})
         self.tap_source = ColumnDataSource({"x": [], "y": []})
@@ -128,9 +131,12 @@ class LatentView:
                                                          alpha=0.8 * PRIOR_ALPHA, size=4)
         codes = self._code_glyph = self.scatter.scatter("x", "y", source=self.code_source, size=5, alpha=0.8,
                                                         color={"field": "c", "transform": self.mapper})
+        outline = self.scatter.multi_line("xs", "ys", source=self.outline_source, line_color=OUTLINE_COLOR,
+                                          line_width=2, line_dash="dashed")
         ring = self.scatter.scatter("x", "y", source=self.selected_source, size=14, fill_color=None,
                                     line_color="black", line_width=2)
-        self.scatter.add_layout(Legend(items=[("prior", [prior]), ("codes", [codes]), ("selected", [ring])],
+        self.scatter.add_layout(Legend(items=[("prior", [prior]), (f"prior's {OUTLINE_MASS:.0%}", [outline]),
+                                              ("codes", [codes]), ("selected", [ring])],
                                        orientation="horizontal", click_policy="hide", padding=2, margin=2,
                                        label_text_font_size="9pt"), "below")
         self.colour_bar = ColorBar(color_mapper=self.mapper, width=10, padding=4)
@@ -265,6 +271,7 @@ class LatentView:
             self.scatter.title.text = "computing UMAP…" if waiting else "UMAP failed"
             self._shown = np.zeros((0, 2))
             self.prior_source.data = {"x": [], "y": []}
+            self.outline_source.data = {"xs": [], "ys": []}
             self.code_source.data = {"x": [], "y": [], "c": []}
             self._draw_ring()
             return
@@ -284,6 +291,8 @@ class LatentView:
         self._shown = codes
         # float32 halves what goes to the browser: 100,000 codes and as many prior points are 2 MB, not 4
         self.prior_source.data = {"x": prior[:, 0].astype(np.float32), "y": prior[:, 1].astype(np.float32)}
+        xs, ys = mass_outline(prior)
+        self.outline_source.data = {"xs": xs, "ys": ys}
         self.code_source.data = {"x": codes[:, 0].astype(np.float32), "y": codes[:, 1].astype(np.float32),
                                  "c": colour.astype(np.float32)}
         self._draw_ring()
