@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import explorer
-from explorer.live.snapshot_history import KEPT, KEPT_CODES, SnapshotHistory
+from explorer.live.snapshot_history import HISTORY_FILE, KEPT, KEPT_CODES, SAVED_CODES, SnapshotHistory
 from tests.helpers import small_config
 from tests.test_views import snapshot
 from tests.waiting import wait_until
@@ -33,7 +35,7 @@ def test_a_step_kept_again_replaces_its_snapshot_and_a_new_run_starts_a_new_hist
     history.add(snapshot(np.ones((20, 2)), step=6, run_id="a", progress_only=True))  # no codes of its own
     assert [len(kept.codes) for kept in history.kept] == [20]
     history.add(snapshot(np.zeros((10, 2)), step=1, run_id="b"))
-    assert [(kept.run_id, kept.step) for kept in history.kept] == [("b", 1)]
+    assert history.run_id == "b" and [kept.step for kept in history.kept] == [1]
 
 
 def test_moving_the_history_slider_shows_an_earlier_step_while_progress_stays_live(digits):
@@ -61,3 +63,67 @@ def test_moving_the_history_slider_shows_an_earlier_step_while_progress_stays_li
 def test_a_history_of_fewer_than_three_is_refused(capacity):
     with pytest.raises(ValueError, match="capacity must be >= 3"):
         SnapshotHistory(capacity)
+
+
+def kept_history(steps, run_id="a", n=3_000) -> SnapshotHistory:
+    history = SnapshotHistory()
+    rng = np.random.default_rng(0)
+    for step in steps:
+        lps = None if step == steps[0] else rng.random(3)  # no LPS estimated yet at the first
+        taken = snapshot(rng.standard_normal((n, 3)), step=step, run_id=run_id, fit=rng.random(3),
+                         codes_of=f"{n:,} codes", codes_version=step)
+        history.add(dataclasses.replace(taken, lps=lps))
+    return history
+
+
+def test_a_saved_history_loads_back_with_its_first_codes_at_half_precision(tmp_path):
+    history = kept_history([1, 10, 100])
+    assert history.save(tmp_path) == tmp_path / HISTORY_FILE and not list(tmp_path.glob("*.tmp"))
+    loaded = SnapshotHistory.load(tmp_path)
+    assert [kept.step for kept in loaded.kept] == [1, 10, 100]
+    for kept, back in zip(history.kept, loaded.kept, strict=True):
+        assert back.codes.shape == (SAVED_CODES, 3) and back.codes.dtype == np.float32
+        np.testing.assert_allclose(back.codes, kept.codes[:SAVED_CODES], rtol=1e-3, atol=1e-3)
+        assert (back.lps is None) == (kept.lps is None) and back.codes_of == kept.codes_of
+        np.testing.assert_allclose(back.fit, kept.fit, rtol=1e-6)
+    assert len(SnapshotHistory.load(tmp_path / "nowhere")) == 0  # nothing saved: an empty history
+
+
+def test_a_reopened_run_shows_its_saved_steps_before_its_own_and_stays_bounded(tmp_path):
+    kept_history(range(1, 4_000, 50)).save(tmp_path)  # 80 steps, thinned to the 48 kept
+    reopened = kept_history([3_951, 3_960], run_id="new")  # the first step is the checkpoint's, seen again
+    reopened.adopt(SnapshotHistory.load(tmp_path))
+    steps = [kept.step for kept in reopened.kept]
+    assert len(steps) == KEPT and steps[0] == 1 and steps[-1] == 3_960 and steps == sorted(set(steps))
+    assert len(reopened.kept[-1].codes) == 3_000  # the reopened run's own codes, not the saved ones
+
+
+def test_a_file_that_is_not_a_saved_history_is_named_in_one_message(tmp_path):
+    (tmp_path / HISTORY_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=f"{HISTORY_FILE} is not a history explorer saved .*move it away"):
+        SnapshotHistory.load(tmp_path)
+
+
+def test_save_keeps_the_history_beside_the_checkpoint_and_reopening_shows_it(digits, tmp_path):
+    app = explorer.Explorer(small_config(steps=300), data=digits, probe_size=64, refresh_hz=None, rest_codes=0)
+    app.panel.out.value = str(tmp_path / "run")
+    app.panel.start.click()
+    wait_until(lambda: (app.refresh(timeout=1) is not None and len(app.state.history) >= 4)
+               or not app.background.running, timeout=60)
+    app.join(timeout=60)
+    app.refresh(timeout=5)
+    saved_steps = [kept.step for kept in app.state.history.kept]
+    app.panel.save.click()
+    wait_until(lambda: (tmp_path / "run" / HISTORY_FILE).exists(), timeout=30)
+    app.close()
+    assert len(saved_steps) >= 3
+    reopened = explorer.Explorer.from_checkpoint(tmp_path / "run", probe_size=64, refresh_hz=None, rest_codes=0)
+    wait_until(lambda: reopened.refresh(timeout=1) is not None, timeout=30)
+    assert [kept.step for kept in reopened.state.history.kept] == saved_steps  # the last is the checkpoint's step
+    assert reopened._run.history.slider.max == len(saved_steps) - 1
+    reopened.close()
+
+    (tmp_path / "run" / HISTORY_FILE).write_bytes(b"garbage")
+    broken = explorer.Explorer.from_checkpoint(tmp_path / "run", probe_size=64, refresh_hz=None, rest_codes=0)
+    assert "is not a history explorer saved" in broken.panel.status.value
+    broken.close()

@@ -39,6 +39,7 @@ from explorer.widgets.history_bar import HistoryBar
 from explorer.widgets.latent_view import LatentView
 from explorer.widgets.lps_view import LPSView
 from explorer.widgets.prior_editor import PriorEditor
+from explorer.widgets.saved_history import restore_history, save_with_history
 from explorer.widgets.saved_view import save_shown_view
 from explorer.widgets.state import LiveState
 from explorer.widgets.static_view import StaticFallback
@@ -108,7 +109,7 @@ class Explorer:
         self.panel.start.on_click(self._on_start)
         for action in ("pause", "resume", "stop"):  # each runs between two steps; the state shows in a snapshot
             getattr(self.panel, action).on_click(lambda _, action=action: getattr(self.background, action)())
-        self.panel.save.on_click(lambda _: self.background.save(self.panel.out.value))  # outcome: in a snapshot
+        self.panel.save.on_click(lambda _: save_with_history(self))  # outcome: in a snapshot
         self.panel.save_view.on_click(lambda _: self.save_view())
         for control in self.panel.run_settings:
             control.observe(self._on_setting, names="value")
@@ -129,12 +130,13 @@ class Explorer:
 
         Training continues in ``path`` when it holds training state and no ``out`` is given; otherwise (e.g. the
         shipped checkpoints, saved without optimizer state) a new run starts from its weights in ``out``, by
-        default a new temporary folder, so the opened files are never overwritten."""
+        default a new temporary folder, so the opened files are never overwritten. The history slider starts with
+        the steps saved beside the checkpoint (Save writes them)."""
         meta, _ = read_meta(path)
-        if out is None and "state" in meta["files"]:
-            return cls(trainer=Trainer.resume(path), **kwargs)
-        out = out if out is not None else tempfile.mkdtemp(prefix=f"explorer-{Path(path).name}-")
-        return cls(trainer=Trainer.from_weights(path, out), **kwargs)
+        resume = out is None and "state" in meta["files"]
+        trainer = Trainer.resume(path) if resume else Trainer.from_weights(
+            path, out if out is not None else tempfile.mkdtemp(prefix=f"explorer-{Path(path).name}-"))
+        return restore_history(cls(trainer=trainer, **kwargs), Path(path))
 
     @classmethod
     def follow(cls, run_folder: str | Path, poll_s: float = 0.5, model: nn.Module | None = None,
@@ -145,7 +147,7 @@ class Explorer:
         each snapshot file is read whole as the writer moved it into place."""
         source = Follower.source_for(Path(run_folder), model, data)
         follower = Follower(source, Path(run_folder), probe_size=probe_size, poll_s=poll_s)
-        return cls(watch=follower, probe_size=probe_size, **kwargs)
+        return restore_history(cls(watch=follower, probe_size=probe_size, **kwargs), Path(run_folder))
 
     @classmethod
     def watch(cls, monitor: Monitor, **kwargs: Any) -> Explorer:

@@ -50,6 +50,12 @@ class LiveState:
         if self.live is not None:
             self._show(self.live)
 
+    def adopt(self, past: SnapshotHistory) -> None:
+        """Put the saved history of a reopened run before the steps kept, and show the slider's new range."""
+        self.history.adopt(past)
+        if self.live is not None:
+            self._show(self.live)
+
     def _show(self, live: Snapshot) -> None:
         snapshot = self.history.over(live, self.rewound)
         previous, self.snapshot = self.snapshot, snapshot
