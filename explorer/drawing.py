@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from explorer.priors import Prior
 
+KERNEL_REACH = 5  # bandwidths beyond which a sample's kernel is taken as zero (exp(-12.5), 4e-6 of its peak)
 REFERENCE_N = 20_000  # prior samples that set the histogram range and stand in for a density without closed form
 DPI = 120  # stored figures read on GitHub at this resolution, with fonts of at least FONT points
 FONT = 9
@@ -23,12 +24,26 @@ FONT = 9
 
 def sample_density(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Gaussian kernel density of 1-D ``samples`` on ``grid`` (Scott's bandwidth): a smooth line where a
-    prior has no closed-form density, instead of a noisy histogram."""
-    samples = np.asarray(samples, dtype=np.float64)
+    prior has no closed-form density, instead of a noisy histogram.
+
+    The samples are shared between points a sixteenth of the bandwidth apart and smoothed with the kernel, so
+    100,000 samples take milliseconds where summing the kernel over every sample and grid point took a second;
+    binning moves the density by at most 0.1 % of its peak."""
+    samples, grid = np.asarray(samples, dtype=np.float64), np.asarray(grid, dtype=np.float64)
     spread = float(samples.std()) or 1.0
     h = spread * len(samples) ** (-1 / 5)
-    u = (np.asarray(grid, dtype=np.float64)[:, None] - samples[None, :]) / h
-    return np.exp(-0.5 * u**2).sum(1) / (len(samples) * h * np.sqrt(2 * np.pi))
+    low, high = grid.min() - KERNEL_REACH * h, grid.max() + KERNEL_REACH * h
+    bins = int(np.clip(np.ceil((high - low) / (h / 16)), 64, 1 << 16))
+    centres, width = np.linspace(low, high, bins, retstep=True)
+    inside = samples[(samples >= low) & (samples <= high)]
+    position = (inside - low) / width
+    left = np.minimum(position.astype(int), bins - 2)
+    share = position - left  # each sample split between its two nearest centres: linear binning
+    counts = np.bincount(left, 1 - share, bins) + np.bincount(left + 1, share, bins)
+    reach = int(np.ceil(KERNEL_REACH * h / width))
+    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) * width / h) ** 2)
+    smoothed = np.convolve(counts, kernel)[reach:reach + bins]  # centred on the bins, whichever is longer
+    return np.interp(grid, centres, smoothed) / (len(samples) * h * np.sqrt(2 * np.pi))
 
 
 def diverging_cmap():
