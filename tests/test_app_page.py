@@ -44,6 +44,8 @@ def test_a_finished_run_is_opened_and_one_being_written_is_followed(trained):
     writer = held(trained)
     try:
         assert page.checked_run(trained) == (trained, True)
+        (trained / "checkpoint.json").unlink()  # a run trained without checkpoints yet: its snapshots suffice
+        assert page.checked_run(trained) == (trained, True)
         (trained / snapshot_files.SNAPSHOT_FILE).unlink()  # a writer without snapshot files cannot be followed
         with pytest.raises(FileNotFoundError, match=f"PID {writer.pid}.*--snapshot-every"):
             page.checked_run(trained)

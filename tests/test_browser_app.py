@@ -70,6 +70,9 @@ def test_binders_app_link_opens_a_shipped_model_that_trains_further(tmp_path):
             widget_button(page, "Stop").click()
             page.locator(".widget-html-content", has_text="stopped").first.wait_for(timeout=30_000)
             page.locator(".widget-html-content", has_text="codes of the dataset").first.wait_for(timeout=30_000)
+            # the history bar, drawn after the page ran, shows the newest step (not where its play button stood)
+            page.locator(".widget-html-content", has_text=re.compile(r"live · \d+ steps kept")).first.wait_for(
+                timeout=10_000)
         finally:
             page.screenshot(path=str(ARTIFACTS / "app-binder.png"), full_page=True)
         assert local_only(network), network.non_local()

@@ -46,7 +46,8 @@ def test_moving_the_history_slider_shows_an_earlier_step_while_progress_stays_li
     app.join(timeout=60)
     app.refresh(timeout=5)
     bar, kept = app._run.history, app.state.history.kept
-    assert len(kept) >= 4 and bar.slider.max == len(kept) - 1 == bar.slider.value and bar.live.disabled
+    assert len(kept) >= 4 and bar.slider.max == len(kept) - 1 == bar.slider.value == bar.play.value
+    assert bar.live.disabled
     bar.slider.value = 0  # the user drags it to the start
     first = kept[0]
     np.testing.assert_array_equal(app.latent.code_source.data["x"], first.codes[:, 0])

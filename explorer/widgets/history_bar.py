@@ -38,7 +38,8 @@ class HistoryBar:
         self._setting = True
         self.slider.max = self.play.max = newest
         if self.state.rewound is None:
-            self.slider.value = newest
+            # the play button's value too: a page that draws the bar later (a reload, Voila) sets the slider to it
+            self.slider.value = self.play.value = newest
         self._setting = False
         rewound = self.state.rewound
         when = "live" if rewound is None else f"step {self.state.history.at(rewound).step:,} of {snapshot.step:,}"

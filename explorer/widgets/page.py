@@ -37,12 +37,14 @@ def checked_run(run: str | os.PathLike[str]) -> tuple[Path, bool]:
     """``run`` as a folder the page can open, and whether another process is writing it (then it is followed);
     raises `CheckpointError`, or FileNotFoundError for a followed run without snapshot
     files, with a message that says what to do."""
-    _, folder = read_meta(run)
-    writer = run_folder.writer(folder)
-    if writer is not None and snapshot_files.read_snapshot(folder) is None:
+    folder = Path(run)
+    writer = run_folder.writer(folder) if folder.is_dir() else None
+    if writer is None:
+        return read_meta(folder)[1], False
+    if snapshot_files.read_snapshot(folder) is None:
         raise FileNotFoundError(f"{folder} is being trained by {writer} without snapshot files: train it with "
                                 "--snapshot-every N to follow it live, or open it once it has finished")
-    return folder, writer is not None
+    return folder, True  # its snapshot files are enough: it may have no checkpoint yet
 
 
 def opened(run: str | None) -> Explorer:
