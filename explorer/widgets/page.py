@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import os
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -35,8 +35,8 @@ def requested_run(environ: Mapping[str, str] = os.environ) -> str | None:
 
 def checked_run(run: str | os.PathLike[str]) -> tuple[Path, bool]:
     """``run`` as a folder the page can open, and whether another process is writing it (then it is followed);
-    raises `CheckpointError`, or FileNotFoundError for a followed run without snapshot
-    files, with a message that says what to do."""
+    raises `CheckpointError`, or FileNotFoundError for a followed run without snapshot files, with a message that
+    says what to do."""
     folder = Path(run)
     writer = run_folder.writer(folder) if folder.is_dir() else None
     if writer is None:
@@ -80,10 +80,8 @@ def serve(run: Path | None, port: int | None, open_browser: bool) -> int:
         raise ModuleNotFoundError("the app page needs Voila: pip install 'explorer[app]'") from None
     if run is not None:
         checked_run(run)
-    os.environ[DIR_ENV] = os.getcwd()
-    if run is not None:
         os.environ[RUN_ENV] = str(run.resolve())
-    argv: Sequence[str] = [str(NOTEBOOK), "--Voila.ip=127.0.0.1", f"--Voila.open_browser={open_browser}",
-                           "--VoilaConfiguration.show_tracebacks=True", *([f"--port={port}"] if port else [])]
-    Voila.launch_instance(argv=list(argv))
+    os.environ[DIR_ENV] = os.getcwd()
+    Voila.launch_instance(argv=[str(NOTEBOOK), "--Voila.ip=127.0.0.1", f"--Voila.open_browser={open_browser}",
+                                "--VoilaConfiguration.show_tracebacks=True", *([f"--port={port}"] if port else [])])
     return 0
