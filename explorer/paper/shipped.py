@@ -4,7 +4,7 @@
 (``DIR`` keeps the full runs, so an interrupted build continues) and writes, into ``checkpoints/``, each run's
 weights without its optimizer state (about 1.3 MB each), the reproduction tables, and ``manifest.json``: per
 checkpoint the command that made it and the metrics measured on it, which ``tests/test_shipped_checkpoints.py``
-recomputes. Of a budget study it ships ``budget.json`` (every point) and `BUDGET_MODEL` at the study's last budget.
+recomputes. Of a budget study it ships ``budget.json`` (every point) and its `BUDGET_MODELS` at its last budget.
 
 Each set's settings are written once, as the keyword arguments of its study's function; the command recorded in
 the manifest is made from them (`explorer.paper.studies.command`, one flag per setting, in the order given here).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -40,7 +41,6 @@ ENGINEERED_SHAPES = {"dataset": "shapes", "steps": 8000, "batch_size": 64, "lr":
 ENGINEERED_SHAPES_LAM10 = {**ENGINEERED_SHAPES, "steps": 32000, "lam": 10.0, "seeds": (0,)}
 # the same at 16,000 steps with the per-dimension marginal MMD (weight 1), which sees the hybrid prior's shapes
 ENGINEERED_SHAPES_MARGINAL = {**ENGINEERED_SHAPES, "steps": 16000, "lam": 10.0, "marginal": 1.0, "copies": False}
-BUDGET_MODEL = ("shapes-lam10", "mmd")  # the study's model shipped (at its last budget) for notebook 5's traversals
 SHAPES_32 = {"dataset_options": {"size": 32}, "dataset": "shapes", "latent_dim": 5}
 BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "first": 2500, "lam": 30.0,
                         "seeds": SEEDS},
@@ -52,6 +52,9 @@ BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000,
            # AE-MMD with the IMQ kernel of the engineered priors, which reconstructs better than the RBF sum
            "shapes-lam10-imq": {**SHAPES_32, "objectives": ("mmd", "ae"), "steps": 32000, "first": 500,
                                 "lam": 10.0, "kernel": "imq", "seeds": SEEDS}}
+# the models of a budget study shipped at its last budget (objectives, seeds): notebook 5's traversals, and every model
+# behind the README's shapes Table-1 claim, which the tests recompute
+BUDGET_MODELS = {"shapes-lam10": (("mmd",), (0,)), "shapes-lam10-imq": (("mmd", "ae"), SEEDS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,8 +134,8 @@ def budget_command(name: str) -> str:
 
 
 def ship_budgets(work: Path, root: Path) -> list[dict[str, Any]]:
-    """Copy each finished budget study's ``budget.json`` into ``root/budget/<name>`` and ship `BUDGET_MODEL` at
-    its study's last budget; returns the manifest entries."""
+    """Copy each finished budget study's ``budget.json`` into ``root/budget/<name>`` and ship its `BUDGET_MODELS`
+    at the study's last budget; returns the manifest entries."""
     entries = []
     for name in BUDGETS:
         source = work / "budget" / name
@@ -140,11 +143,10 @@ def ship_budgets(work: Path, root: Path) -> list[dict[str, Any]]:
             continue
         (root / "budget" / name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / RESULTS, root / "budget" / name / RESULTS)
-        study, objective = BUDGET_MODEL
-        if name == study:
-            rows = json.loads((source / RESULTS).read_text())["rows"]
-            last = max(row["step"] for row in rows if row["run"] == objective and row["seed"] == 0)
-            run = f"{objective}-seed0"
+        rows = json.loads((source / RESULTS).read_text())["rows"]
+        for objective, seed in itertools.product(*BUDGET_MODELS.get(name, ((), ()))):
+            last = max(row["step"] for row in rows if row["run"] == objective and row["seed"] == seed)
+            run = f"{objective}-seed{seed}"
             command = f"{budget_command(name)} --out OUT  # run OUT/steps/{run}/step{last}"
             entries.append({"path": f"budget/{name}/{run}",
                             **ship(source / "steps" / run / f"step{last}", root / "budget" / name / run, command)})
