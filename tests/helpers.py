@@ -1,12 +1,17 @@
 """Helpers the test files import: the small training setting they share, a context manager that owns a
-background run for the length of a ``with`` block, and a user's own model and loop step (for the monitor)."""
+background run for the length of a ``with`` block, another process holding a run folder's writer lock, and a
+user's own model and loop step (for the monitor)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,6 +43,22 @@ def running(owner: Any, timeout: float = 10.0) -> Iterator[Any]:
         background = background or owner.background  # an Explorer's Start may have made a new run
         background.stop(timeout=timeout)
         background.join(timeout=timeout)
+
+
+HOLD = "import sys; from explorer.run_folder import acquire; acquire(sys.argv[1]); print('held', flush=True); input()"
+
+
+@contextmanager
+def another_writer(folder: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding ``folder``'s writer lock for the length of the block (killed on leaving it)."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert process.stdout.readline().strip() == "held"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 class TinyAE(nn.Module):

@@ -4,8 +4,6 @@ work, a run being written followed; the command's errors. The page itself runs i
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,7 @@ from explorer import snapshot_files
 from explorer.checkpoints import CheckpointError
 from explorer.cli import main
 from explorer.widgets import page
-from tests.test_run_folder import HOLD
+from tests.helpers import another_writer
 
 TRAIN = ["train", "--dataset", "digits", "--latent-dim", "3", "--batch-size", "32", "--steps", "3"]
 
@@ -32,26 +30,15 @@ def trained(tmp_path):
     return tmp_path / "run"
 
 
-def held(folder):
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
-    assert process.stdout.readline().strip() == "held"
-    return process
-
-
 def test_a_finished_run_is_opened_and_one_being_written_is_followed(trained):
     assert page.checked_run(trained) == (trained, False)
-    writer = held(trained)
-    try:
+    with another_writer(trained) as writer:
         assert page.checked_run(trained) == (trained, True)
         (trained / "checkpoint.json").unlink()  # a run trained without checkpoints yet: its snapshots suffice
         assert page.checked_run(trained) == (trained, True)
         (trained / snapshot_files.SNAPSHOT_FILE).unlink()  # a writer without snapshot files cannot be followed
         with pytest.raises(FileNotFoundError, match=f"PID {writer.pid}.*--snapshot-every"):
             page.checked_run(trained)
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 def test_the_page_says_why_a_run_cannot_be_opened(tmp_path, monkeypatch):

@@ -13,20 +13,16 @@ import pytest
 from explorer import run_folder
 from explorer.cli import main
 from explorer.run_folder import RunFolderError
+from tests.helpers import another_writer
 
-HOLD = "import sys; from explorer.run_folder import acquire; acquire(sys.argv[1]); print('held', flush=True); input()"
 TRAIN = ["train", "--dataset", "digits", "--latent-dim", "3", "--batch-size", "32", "--steps", "3"]
 
 
 @pytest.fixture
 def holder(tmp_path):
-    """Another process holding the writer lock of tmp_path / "run" (it prints "held" once it has it)."""
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run")], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
-    assert process.stdout.readline().strip() == "held"
-    yield process
-    process.kill()
-    process.wait()
+    """Another process holding the writer lock of tmp_path / "run"."""
+    with another_writer(tmp_path / "run") as process:
+        yield process
 
 
 def test_a_second_writer_is_refused_at_once_naming_the_folder_and_the_holders_pid(tmp_path, holder, capsys):
@@ -42,15 +38,9 @@ def test_a_second_writer_is_refused_at_once_naming_the_folder_and_the_holders_pi
 def test_a_second_resume_is_refused(tmp_path, capsys):
     assert main([*TRAIN, "--out", str(tmp_path / "run")]) == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")}
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run")], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
-    try:
-        assert process.stdout.readline().strip() == "held"
+    with another_writer(tmp_path / "run") as process:
         assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--steps", "6"]) == 2
         assert f"PID {process.pid}" in capsys.readouterr().err
-    finally:
-        process.kill()
-        process.wait()
     after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")}
     assert after == before
 

@@ -37,9 +37,10 @@ class Kept:
     codes_version: int
 
     @classmethod
-    def of(cls, snapshot: Snapshot, codes: int = KEPT_CODES) -> Kept:
-        return cls(snapshot.step, snapshot.codes[:codes].copy(), snapshot.prior_sample[:codes].copy(), snapshot.lps,
-                   snapshot.lps_step, snapshot.lps_estimator, snapshot.fit, snapshot.codes_of, snapshot.codes_version)
+    def of(cls, snapshot: Snapshot) -> Kept:
+        return cls(snapshot.step, snapshot.codes[:KEPT_CODES].copy(), snapshot.prior_sample[:KEPT_CODES].copy(),
+                   snapshot.lps, snapshot.lps_step, snapshot.lps_estimator, snapshot.fit, snapshot.codes_of,
+                   snapshot.codes_version)
 
 
 class SnapshotHistory:

@@ -44,7 +44,7 @@ class HistoryBar:
         rewound = self.state.rewound
         when = "live" if rewound is None else f"step {self.state.history.at(rewound).step:,} of {snapshot.step:,}"
         self.label.value = f"<small>{when} · {len(self.state.history)} steps kept</small>"
-        self.live.disabled = self.state.rewound is None
+        self.live.disabled = rewound is None
 
     def _moved(self, change: dict) -> None:
         if self._setting:

@@ -41,7 +41,7 @@ def checked_run(run: str | os.PathLike[str]) -> tuple[Path, bool]:
     writer = run_folder.writer(folder) if folder.is_dir() else None
     if writer is None:
         return read_meta(folder)[1], False
-    if snapshot_files.read_snapshot(folder) is None:
+    if snapshot_files.signature(folder) is None:
         raise FileNotFoundError(f"{folder} is being trained by {writer} without snapshot files: train it with "
                                 "--snapshot-every N to follow it live, or open it once it has finished")
     return folder, True  # its snapshot files are enough: it may have no checkpoint yet

@@ -23,10 +23,9 @@ def save_with_history(app: Explorer) -> concurrent.futures.Future[Path]:
 def _write_history(app: Explorer, saved: concurrent.futures.Future[Path]) -> None:
     if saved.exception() is not None:
         return  # the status line says why there is no checkpoint
-    path = saved.result()
     with app.lock:  # the updates thread adds to the history under it
         try:
-            app.state.history.save(path if path.is_dir() else path.parent)
+            app.state.history.save(saved.result().parent)  # beside the checkpoint's sidecar
         except OSError as error:
             app.panel.show(f"The checkpoint is saved, but not the history slider's steps beside it: {error}",
                            error=True)

@@ -47,12 +47,14 @@ class LiveState:
     def rewind(self, index: int | None) -> None:
         """Show kept snapshot ``index`` of the history in the latent views (None: the newest again)."""
         self.rewound = index
-        if self.live is not None:
-            self._show(self.live)
+        self._show_again()
 
     def adopt(self, past: SnapshotHistory) -> None:
         """Put the saved history of a reopened run before the steps kept, and show the slider's new range."""
         self.history.adopt(past)
+        self._show_again()
+
+    def _show_again(self) -> None:
         if self.live is not None:
             self._show(self.live)
 
