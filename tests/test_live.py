@@ -246,22 +246,34 @@ def test_traversal_rows_vary_only_their_dimension(digits):
     np.testing.assert_array_equal(grid[1, 4], expected)
 
 
-def test_the_probe_re_encodes_a_chunk_per_snapshot_round_robin(digits):
+def test_the_probe_re_encodes_a_slice_per_snapshot_round_robin_with_the_weights_it_was_handed(digits):
+    """Each refresh hands the next slice to the probe's worker with the weights of that moment: the steps the run
+    takes meanwhile do not reach it, and the codes returned hold every slice finished."""
     background = make_background(digits)
     probe, model = background.probe, background.trainer.model
+
+    def step() -> torch.Tensor:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1)
+        return probe.encode(model)
+
     first = probe.refresh(model)
     assert probe.chunk == 64 and first.shape == (256, 3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1)
-    fresh = probe.encode(model)
+    handed = step()
+    probe.refresh(model)  # rows 0-63, with these weights
+    now = step()  # the run moves on before the worker is done: it encodes its own copy
+    probe.settle()
     second = probe.refresh(model)
-    torch.testing.assert_close(second[:64], fresh[:64])
-    torch.testing.assert_close(second[64:], first[64:])
-    for _ in range(3):
+    torch.testing.assert_close(second[:64], handed[:64])
+    torch.testing.assert_close(second[128:], first[128:])
+    assert not torch.allclose(handed[:64], now[:64])
+    for _ in range(4):
+        probe.settle()
         latest = probe.refresh(model)
-    torch.testing.assert_close(latest, fresh)
-    torch.testing.assert_close(probe.refresh(model, everything=True), fresh)
+    torch.testing.assert_close(latest, now)
+    torch.testing.assert_close(probe.refresh(model, everything=True), now)
+    background.close()
 
 
 def test_between_full_snapshots_progress_only_ones_keep_the_step_live(digits):

@@ -3,7 +3,11 @@ the dataset's codes at rest."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import copy
+import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -69,8 +73,9 @@ class Probe:
     training, more of the same order at rest (`RestCodes`), so that a code keeps its row and its colour.
 
     `refresh` re-encodes a slice of the probe per call, round robin (all of it at the first call): ``part`` of it,
-    at most `SLICE_ROWS` rows, so that a snapshot's cost stays small however many codes are shown. Inputs are read
-    from the dataset when encoded, not kept: 10,000 colour images of 64 px would hold 0.5 GB.
+    at most `SLICE_ROWS` rows, in a worker with a copy of the model's weights, so that the run's owner trains on
+    meanwhile (on a core training leaves idle) however many codes are shown. Inputs are read from the dataset when
+    encoded, not kept: 10,000 colour images of 64 px would hold 0.5 GB.
     """
 
     def __init__(self, source: LiveSource, size: int = 512, seed: int = 0, part: float = 0.25) -> None:
@@ -82,6 +87,11 @@ class Probe:
         self.chunk = max(1, min(SLICE_ROWS, round(len(self.index) * part)))
         self._codes: torch.Tensor | None = None
         self._next = 0
+        self.slice_seconds = 0.0  # the worker's CPU time for the last slice (the snapshots' pace counts it)
+        self._copy: tuple[AutoEncoder, AutoEncoder] | None = None  # (the model, the worker's copy of it)
+        self._slice: concurrent.futures.Future[None] | None = None
+        self._lock = threading.Lock()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-probe")
 
     def __len__(self) -> int:
         return len(self.index)
@@ -115,14 +125,44 @@ class Probe:
         return encode(model, self.inputs(slice(start, stop)))
 
     def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
-        """The probe's codes [n, d], with the next slice of rows (or all of them) encoded by ``model`` now."""
+        """The probe's codes [n, d]. The first call, or ``everything``, encodes all of them now; later calls hand the
+        next slice of rows to the worker with ``model``'s weights of now (once it finished the last) and return the
+        codes with every slice it has finished."""
         if self._codes is None or everything:
+            self.settle()
             self._codes, self._next = self.encode(model), 0
             return self._codes.clone()
-        rows = slice(self._next, min(self._next + self.chunk, len(self)))
-        self._codes[rows] = self.encode(model, rows)
-        self._next = rows.stop % len(self)
-        return self._codes.clone()
+        if self._slice is None or self._slice.done():
+            if self._slice is not None:
+                self._slice.result()  # a slice that failed fails the snapshot, as it would on the owner's thread
+            rows = slice(self._next, min(self._next + self.chunk, len(self)))
+            self._next = rows.stop % len(self)
+            self._slice = self._worker.submit(self._encode_slice, rows, self._weights_of(model))
+        with self._lock:
+            return self._codes.clone()
+
+    def settle(self) -> None:
+        """Wait for the slice the worker is encoding, if any."""
+        if self._slice is not None:
+            self._slice.result()
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _weights_of(self, model: AutoEncoder) -> AutoEncoder:
+        """The worker's copy of ``model`` with its weights of now (call while the worker is idle)."""
+        if self._copy is None or self._copy[0] is not model:
+            self._copy = model, copy.deepcopy(model)
+        else:
+            self._copy[1].load_state_dict(model.state_dict())
+        return self._copy[1]
+
+    def _encode_slice(self, rows: slice, model: AutoEncoder) -> None:
+        started = time.thread_time()  # the CPU it takes from training: waiting for a busy core is not its cost
+        codes = self.encode(model, rows)
+        with self._lock:
+            self._codes[rows] = codes
+        self.slice_seconds = time.thread_time() - started
 
     def image_and_reconstruction(self, model: AutoEncoder, row: int,
                                  code: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

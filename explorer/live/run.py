@@ -67,10 +67,11 @@ class LiveRun:
         self.owner.join(timeout)
 
     def close(self) -> None:
-        """Stop the thread and the LPS worker."""
+        """Stop the thread and the workers."""
         self.owner.stop(timeout=10)
         self.maker.lps.close()
         self.maker.rest.close()
+        self.probe.close()
 
     def select(self, index: int) -> concurrent.futures.Future[Snapshot]:
         """Start the traversals from row ``index`` of the codes shown (decoded between two steps, shown at once)."""

@@ -110,9 +110,11 @@ class SnapshotMaker:
         self.snapshots.put(snapshot)
         now = time.perf_counter()
         self.seconds += now - started
-        # the snapshot's own cost, without the traversal decoding it may have included (the LPS runs in the worker)
+        # the snapshot's own cost, without the traversal decoding it may have included (the LPS runs in its worker),
+        # with what drawing it and encoding the probe's last slice (in the probe's worker) took
         others = limiter.cost if limiter.last != traversal_before else 0.0
-        self.snapshot_limiter.record(max(0.0, now - started - others) + self._drawing[True], now)
+        cost = max(0.0, now - started - others) + self._drawing[True] + self.probe.slice_seconds
+        self.snapshot_limiter.record(cost, now)
         self.progress_limiter.record(self.progress_limiter.cost, now)
         return snapshot
 
