@@ -189,7 +189,7 @@ def the_weight_is_named_for_the_objective(page) -> None:
 
 RECORD_CODE_NOTES = """() => { window.codeNotes = [];
     new MutationObserver(() => {
-        const note = [...document.querySelectorAll('.widget-html-content')].map(e => e.innerText)
+        const note = [...document.querySelectorAll('.widget-html-content')].map(e => e.textContent)
             .find(text => text.includes('codes of the dataset'));
         if (note && note !== window.codeNotes.at(-1)?.text) window.codeNotes.push({text: note, at: performance.now()});
     }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
@@ -203,11 +203,13 @@ def see_the_codes_of_the_dataset_at_rest(page, scatter, n: int = 100_000) -> Non
     # the benchmark times this on an idle machine (about 20 s); here JupyterLab and Chromium share its 2 cores
     page.locator(".widget-html-content", has_text=f"{n:,} codes of the dataset over").first.wait_for(timeout=120_000)
     page.wait_for_function(CODES_IN_BOKEH, arg=n, timeout=30_000, polling="raf")
-    held = page.evaluate("() => new Promise(done => requestAnimationFrame(() => done(performance.now())))")
+    # the frame after the one that got the data: BokehJS has drawn them (it paints in animation frames)
+    drawn = page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame("
+                          "() => done(performance.now()))))")
     notes = page.evaluate("() => window.codeNotes")
     assert any("encoding" in note["text"] for note in notes), notes  # it grew in view
     # a measurement, not a timed assertion (the guide: targets go in benchmarks): the issue asks for 3 s
-    seconds = (held - notes[-1]["at"]) / 1000
+    seconds = (drawn - notes[-1]["at"]) / 1000
     (ARTIFACTS / "rest-codes-redraw.json").write_text(json.dumps({"codes": n, "seconds_after_note": seconds}))
     scatter.screenshot(path=str(ARTIFACTS / "explorer-100k-codes.png"))
     look_behind_the_codes(page, scatter, n)

@@ -127,10 +127,12 @@ class LatentView:
         self.mapper = LinearColorMapper(palette=Viridis256)
         self.scatter = figure(width=420, height=400, title="codes over prior samples", output_backend="webgl",
                               tools="pan,wheel_zoom,box_zoom,reset", active_scroll=None, match_aspect=True)
+        # filled points without an outline: a canvas draws 100,000 of them in half the time, and they read the same
         prior = self._prior_glyph = self.scatter.scatter("x", "y", source=self.prior_source, color=PRIOR_COLOR,
-                                                         alpha=0.8 * PRIOR_ALPHA, size=4)
+                                                         alpha=0.8 * PRIOR_ALPHA, size=4, line_color=None)
         codes = self._code_glyph = self.scatter.scatter("x", "y", source=self.code_source, size=5, alpha=0.8,
-                                                        color={"field": "c", "transform": self.mapper})
+                                                        color={"field": "c", "transform": self.mapper},
+                                                        line_color=None)
         outline = self.scatter.multi_line("xs", "ys", source=self.outline_source, line_color=OUTLINE_COLOR,
                                           line_width=2, line_dash="dashed")
         ring = self.scatter.scatter("x", "y", source=self.selected_source, size=14, fill_color=None,
@@ -264,6 +266,10 @@ class LatentView:
             self._redraw()
 
     def _draw_scatter(self, snapshot: Snapshot) -> None:
+        with self.plots.batched():
+            self._draw_projected(snapshot)
+
+    def _draw_projected(self, snapshot: Snapshot) -> None:
         projected = self._project(snapshot)
         if projected is None:  # UMAP computing (or failed): show that, not the previous view's picture
             waiting = self._umap is not None and not self._umap.done()
@@ -279,8 +285,8 @@ class LatentView:
         self.note.value = f"{snapshot.codes_of or f'{len(codes):,} codes'} over as many prior samples"
         self.scatter.title.text = "codes over prior samples"
         alpha, size = density_style(len(codes))
-        self._code_glyph.glyph.update(fill_alpha=alpha, line_alpha=alpha, size=size)
-        self._prior_glyph.glyph.update(fill_alpha=alpha * PRIOR_ALPHA, line_alpha=alpha * PRIOR_ALPHA, size=size)
+        self._code_glyph.glyph.update(fill_alpha=alpha, size=size)
+        self._prior_glyph.glyph.update(fill_alpha=alpha * PRIOR_ALPHA, size=size)
         self.scatter.xaxis.axis_label, self.scatter.yaxis.axis_label = x_label, y_label
         colour = self.probe.colour_values(self.colour.value, len(codes))
         coloured = self.colour.value != "none"

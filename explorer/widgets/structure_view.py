@@ -98,15 +98,17 @@ class StructureView:
         self.covariance.add_layout(self.cov_bar, "right")
         self.grid = gridplot(self.marginals, ncols=min(latent_dim, MARGINAL_COLUMNS), toolbar_location=None)
         self.root = row(column(self.grid, self.focused), self.covariance)  # the Bokeh root (also of a saved view)
-        self.widget = widgets.VBox([widgets.HBox([self.legend, self.focus]), BokehPane(self.root, self._lock)])
+        self.pane = BokehPane(self.root, self._lock)
+        self.widget = widgets.VBox([widgets.HBox([self.legend, self.focus]), self.pane])
 
     def update(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
-        for i, (fig, sources) in enumerate(zip(self.marginals, self.marginal_sources, strict=True)):
-            _draw_marginal(sources, snapshot.codes[:, i], snapshot.prior_sample[:, i])
-            fig.title.text = f"z{i}" if snapshot.fit is None else f"z{i} · KS {snapshot.fit[i]:.2f}"
-        self._draw_focused()
-        self._draw_covariance(snapshot.codes)
+        with self.pane.batched():
+            for i, (fig, sources) in enumerate(zip(self.marginals, self.marginal_sources, strict=True)):
+                _draw_marginal(sources, snapshot.codes[:, i], snapshot.prior_sample[:, i])
+                fig.title.text = f"z{i}" if snapshot.fit is None else f"z{i} · KS {snapshot.fit[i]:.2f}"
+            self._draw_focused()
+            self._draw_covariance(snapshot.codes)
 
     def _on_focus(self, _change: object = None) -> None:
         with self._lock:
