@@ -194,8 +194,10 @@ def test_non_finite_codes_are_one_message_in_the_views_and_the_loop_goes_on(loop
         loop.run(2)
         loop.model.broken = True
         loop.monitor.step(3, loss=float("nan"))
-        snapshot = loop.monitor.publish().result(timeout=10)
-        assert snapshot.message_is_error  # a part of the probe is encoded per snapshot while the loop runs
+        loop.monitor.publish().result(timeout=10)  # hands a slice of the probe to its worker, with the broken model
+        loop.monitor.probe.settle()
+        snapshot = loop.monitor.publish().result(timeout=10)  # the next snapshot shows the slice
+        assert snapshot.message_is_error
         assert re.search(r"\d+ of the 64 probe codes at step 3 are not finite", snapshot.message)
         app.refresh(timeout=5)
         assert "not finite" in app.panel.status.value

@@ -73,7 +73,7 @@ class Probe:
     training, more of the same order at rest (`RestCodes`), so that a code keeps its row and its colour.
 
     `refresh` re-encodes a slice of the probe per call, round robin (all of it at the first call): ``part`` of it,
-    at most `SLICE_ROWS` rows, in a worker with a copy of the model's weights, so that the run's owner trains on
+    at most `SLICE_ROWS` rows, in a worker with a copy of the model, so that the run's owner trains on
     meanwhile (on a core training leaves idle) however many codes are shown. Inputs are read from the dataset when
     encoded, not kept: 10,000 colour images of 64 px would hold 0.5 GB.
     """
@@ -88,7 +88,6 @@ class Probe:
         self._codes: torch.Tensor | None = None
         self._next = 0
         self.slice_seconds = 0.0  # the worker's CPU time for the last slice (the snapshots' pace counts it)
-        self._copy: tuple[AutoEncoder, AutoEncoder] | None = None  # (the model, the worker's copy of it)
         self._slice: concurrent.futures.Future[None] | None = None
         self._lock = threading.Lock()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explorer-probe")
@@ -126,8 +125,8 @@ class Probe:
 
     def refresh(self, model: AutoEncoder, everything: bool = False) -> torch.Tensor:
         """The probe's codes [n, d]. The first call, or ``everything``, encodes all of them now; later calls hand the
-        next slice of rows to the worker with ``model``'s weights of now (once it finished the last) and return the
-        codes with every slice it has finished."""
+        next slice of rows to the worker with a copy of ``model`` as it is now (once it finished the last) and return
+        the codes with every slice it has finished."""
         if self._codes is None or everything:
             self.settle()
             self._codes, self._next = self.encode(model), 0
@@ -137,7 +136,8 @@ class Probe:
                 self._slice.result()  # a slice that failed fails the snapshot, as it would on the owner's thread
             rows = slice(self._next, min(self._next + self.chunk, len(self)))
             self._next = rows.stop % len(self)
-            self._slice = self._worker.submit(self._encode_slice, rows, self._weights_of(model))
+            # the whole model copied, not only its weights: its forward may read other state (a flag, a temperature)
+            self._slice = self._worker.submit(self._encode_slice, rows, copy.deepcopy(model))
         with self._lock:
             return self._codes.clone()
 
@@ -148,14 +148,6 @@ class Probe:
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
-
-    def _weights_of(self, model: AutoEncoder) -> AutoEncoder:
-        """The worker's copy of ``model`` with its weights of now (call while the worker is idle)."""
-        if self._copy is None or self._copy[0] is not model:
-            self._copy = model, copy.deepcopy(model)
-        else:
-            self._copy[1].load_state_dict(model.state_dict())
-        return self._copy[1]
 
     def _encode_slice(self, rows: slice, model: AutoEncoder) -> None:
         started = time.thread_time()  # the CPU it takes from training: waiting for a busy core is not its cost
