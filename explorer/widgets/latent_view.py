@@ -137,8 +137,12 @@ class LatentView:
                                           line_width=2, line_dash="dashed")
         ring = self.scatter.scatter("x", "y", source=self.selected_source, size=14, fill_color=None,
                                     line_color="black", line_width=2)
-        self.scatter.add_layout(Legend(items=[("prior", [prior]), (f"prior's {OUTLINE_MASS:.0%}", [outline]),
-                                              ("codes", [codes]), ("selected", [ring])],
+        # solid keys drawn under the legend's swatches: 100,000 points are too faint to show their colour there
+        prior_key, codes_key = (self.scatter.scatter([], [], color=colour, size=7)
+                                for colour in (PRIOR_COLOR, CODE_COLOR))
+        self.scatter.add_layout(Legend(items=[("prior", [prior_key, prior]),
+                                              (f"prior's {OUTLINE_MASS:.0%}", [outline]),
+                                              ("codes", [codes_key, codes]), ("selected", [ring])],
                                        orientation="horizontal", click_policy="hide", padding=2, margin=2,
                                        label_text_font_size="9pt"), "below")
         self.colour_bar = ColorBar(color_mapper=self.mapper, width=10, padding=4)
