@@ -132,8 +132,7 @@ class Probe:
             self._codes, self._next = self.encode(model), 0
             return self._codes.clone()
         if self._slice is None or self._slice.done():
-            if self._slice is not None:
-                self._slice.result()  # a slice that failed fails the snapshot, as it would on the owner's thread
+            self.settle()  # a slice that failed fails the snapshot, as it would on the owner's thread
             rows = slice(self._next, min(self._next + self.chunk, len(self)))
             self._next = rows.stop % len(self)
             # the whole model copied, not only its weights: its forward may read other state (a flag, a temperature)
@@ -142,7 +141,7 @@ class Probe:
             return self._codes.clone()
 
     def settle(self) -> None:
-        """Wait for the slice the worker is encoding, if any."""
+        """Wait for the slice the worker is encoding, if any (its error raised here)."""
         if self._slice is not None:
             self._slice.result()
 

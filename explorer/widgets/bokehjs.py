@@ -56,7 +56,8 @@ def bokehjs_loader() -> widgets.Output:
 
 
 class BokehPane(BokehModel):
-    """A `BokehModel` whose views start from the document as it is when they appear.
+    """A `BokehModel` whose views start from the document as it is when they appear, and whose changes can go to
+    the browser as one patch (`batched`).
 
     jupyter_bokeh's view applies only the patches sent after it exists, so whatever changed between creating the
     widget and the browser showing it (the first snapshot's colour ranges, titles, axis labels) would stay at its
