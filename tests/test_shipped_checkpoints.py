@@ -22,8 +22,10 @@ EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {
     f"engineered/xy/{name}" for name in ("gaussian", "uniform", "gmm")} | {
     f"engineered/shapes/{name}" for name in ("gaussian", "hybrid", *(f"copy-of-hybrid-seed{s}" for s in range(3)))} | {
     "engineered/shapes-lam10/gaussian", "engineered/shapes-lam10/hybrid", "budget/shapes-lam10/mmd",
-    "budget/shapes-lam10-imq/mmd", "budget/shapes-lam10-imq/ae", "budget/shapes/vae", "budget/shapes/beta-vae",
-    "engineered/shapes-marginal/gaussian", "engineered/shapes-marginal/hybrid"}
+    "budget/shapes-lam10/kld", "budget/shapes-lam10-imq/mmd", "budget/shapes-lam10-imq/ae", "budget/shapes/vae",
+    "budget/shapes/beta-vae"} | {
+    f"engineered/{study}/{prior}" for study in ("shapes-marginal", "shapes-marginal-lam300")
+    for prior in ("gaussian", "hybrid")}
 
 
 def test_the_manifest_lists_every_checkpoint_the_notebooks_need():
