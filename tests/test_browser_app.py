@@ -15,7 +15,7 @@ from tests.jupyter_browser import guard_network, headless_chromium, require_brow
 from tests.test_browser_explorer import ARTIFACTS, wait_for_step_above, widget_button, widget_tab
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-SHIPPED = "engineered/shapes-lam10/gaussian-seed0"  # the README's picture: AE-MMD, lambda 10, 32,000 steps
+SHIPPED = "budget/shapes-lam10-imq/mmd-seed0"  # the README's picture: Table 1's AE-MMD, lambda 10, 32,000 steps
 
 
 @pytest.mark.browser
