@@ -9,6 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
+from safetensors import safe_open
 
 import explorer
 from explorer.metrics.evaluate import LPS_OPTIONS, encode_dataset
@@ -24,7 +26,7 @@ EXPECTED = {f"kl-failure/{name}" for name in OBJECTIVES} | {
     "engineered/shapes-lam10/gaussian", "engineered/shapes-lam10/hybrid", "budget/shapes-lam10/mmd",
     "budget/shapes-lam10/kld", "budget/shapes-lam10-imq/mmd", "budget/shapes-lam10-imq/ae", "budget/shapes/vae",
     "budget/shapes/beta-vae"} | {
-    f"engineered/{study}/{prior}" for study in ("shapes-marginal", "shapes-marginal-lam300")
+    f"engineered/{study}/{prior}" for study in ("shapes-lam300", "shapes-marginal", "shapes-marginal-lam300")
     for prior in ("gaussian", "hybrid")}
 
 
@@ -67,6 +69,19 @@ def test_a_shipped_checkpoint_loads_and_reproduces_its_manifest_metrics(entry):
     for method, options in LPS_OPTIONS.items():
         score = lps(codes, method=method, seed=entry["eval"]["seed"], **options).score
         assert score == pytest.approx(entry["metrics"][f"lps_{method}"], abs=0.02), method
+
+
+def test_a_set_shipped_in_float16_stores_float16_weights_and_loads_them_as_float32():
+    fp16_sets = [shipped.name for shipped in SETS if shipped.fp16]
+    assert fp16_sets
+    for entry in ENTRIES:
+        if checkpoint_set(entry) in fp16_sets:
+            folder = ROOT / entry["path"]
+            weights = next(folder.glob("weights-*.safetensors"))
+            with safe_open(weights, "pt") as tensors:
+                assert {tensors.get_slice(name).get_dtype() for name in tensors.keys()} == {"F16"}
+            assert weights.stat().st_size < 0.7 * 2**20
+            assert {p.dtype for p in explorer.load(folder).model.parameters()} == {torch.float32}
 
 
 def test_shipping_one_set_keeps_the_manifest_entries_of_the_others(tmp_path):

@@ -77,11 +77,14 @@ def train_or_reuse(config: TrainConfig, dataset: Dataset, run: Path, callbacks: 
         trainer.run()
 
 
-def weights_only(run: Path, dest: Path) -> dict[str, Any]:
+def weights_only(run: Path, dest: Path, fp16: bool = False) -> dict[str, Any]:
     """Write the weights of the checkpoint in ``run`` into ``dest`` (replacing it), without the optimizer state: a
-    finished run that `train_or_reuse` reuses as it is, a fraction of the size. Returns the run's metadata."""
+    finished run that `train_or_reuse` reuses as it is, a fraction of the size; ``fp16`` halves it again (loading
+    casts the weights back to the model's float32). Returns the run's metadata."""
     meta, run = read_meta(run)
     weights = checkpoints.read_tensors(run, meta, "weights")
+    if fp16:
+        weights = {name: t.half() if t.is_floating_point() else t for name, t in weights.items()}
     if dest.exists():
         shutil.rmtree(dest)
     keep = {k: v for k, v in meta.items() if k not in ("files", "versions", "schema", "schema_version",

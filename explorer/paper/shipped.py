@@ -2,9 +2,10 @@
 
 ``python -m explorer.paper.shipped --work DIR`` runs the reproductions and budget studies with the settings below
 (``DIR`` keeps the full runs, so an interrupted build continues) and writes, into ``checkpoints/``, each run's
-weights without its optimizer state (about 1.3 MB each), the reproduction tables, and ``manifest.json``: per
-checkpoint the command that made it and the metrics measured on it, which ``tests/test_shipped_checkpoints.py``
-recomputes. Of a budget study it ships ``budget.json`` (every point) and its `BUDGET_MODELS` at its last budget.
+weights without its optimizer state (about 1.3 MB each, half that in float16), the reproduction tables, and
+``manifest.json``: per checkpoint the command that made it and the metrics measured on it, which
+``tests/test_shipped_checkpoints.py`` recomputes. Of a budget study it ships ``budget.json`` (every point) and its
+`BUDGET_MODELS` at its last budget.
 
 Each set's settings are written once, as the keyword arguments of its study's function; the command recorded in
 the manifest is made from them (`explorer.paper.studies.command`, one flag per setting, in the order given here).
@@ -36,13 +37,14 @@ KL_FAILURE = {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "batch_si
 ENGINEERED_XY = {"dataset": "xy", "steps": 2000, "batch_size": 64, "lam": 2.0, "kernel": "imq"}
 ENGINEERED_SHAPES = {"dataset": "shapes", "steps": 8000, "batch_size": 64, "lr": 2e-3, "lam": 2.0, "kernel": "imq",
                      "seeds": SEEDS}
-# the Gaussian and hybrid priors at lambda 10, to the budget where AE-MMD's LPS is flat in the lambda-10 budget study
-ENGINEERED_SHAPES_LAM10 = {**ENGINEERED_SHAPES, "steps": 32000, "lam": 10.0, "seeds": (0,)}
-# the same with the per-dimension marginal MMD (weight 1), which sees the hybrid prior's shapes, three seeds
+# the hybrid-prior study: the Gaussian and hybrid priors x {joint MMD, joint + per-dimension marginal MMD (weight 1),
+# which sees the hybrid prior's shapes} x {lambda 10, to the budget where AE-MMD's LPS is flat in the lambda-10
+# budget study; the paper's pressure, lambda 300 (its 0.3 on a per-pixel mean is about 300 on our sum over 32 x 32
+# pixels), to 16,000 steps}, three seeds each; shipped in float16 to keep the checkpoints under 80 MB
+ENGINEERED_SHAPES_LAM10 = {**ENGINEERED_SHAPES, "steps": 32000, "lam": 10.0, "copies": False}
+ENGINEERED_SHAPES_LAM300 = {**ENGINEERED_SHAPES_LAM10, "steps": 16000, "lam": 300.0}
 ENGINEERED_SHAPES_MARGINAL = {**ENGINEERED_SHAPES, "steps": 32000, "lam": 10.0, "marginal": 1.0, "copies": False}
-# and at the paper's pressure (its lambda 0.3 on a per-pixel mean is about 300 on our sum over 32 x 32 pixels), to
-# 16,000 steps; seed 0 only, as seeds 1 and 2 are not trained yet
-ENGINEERED_SHAPES_MARGINAL_LAM300 = {**ENGINEERED_SHAPES_MARGINAL, "steps": 16000, "lam": 300.0, "seeds": (0,)}
+ENGINEERED_SHAPES_MARGINAL_LAM300 = {**ENGINEERED_SHAPES_MARGINAL, "steps": 16000, "lam": 300.0}
 SHAPES_32 = {"dataset_options": {"size": 32}, "dataset": "shapes", "latent_dim": 5}
 BUDGETS = {"mnist-5k": {"dataset": "mnist-5k", "latent_dim": 12, "steps": 10000, "first": 2500, "lam": 30.0,
                         "seeds": SEEDS},
@@ -63,13 +65,16 @@ BUDGET_MODELS = {"shapes": {"vae": SEEDS, "beta-vae": SEEDS}, "shapes-lam10": {"
 @dataclasses.dataclass(frozen=True)
 class ShippedSet:
     """A shipped reproduction: ``study`` (a study function) run with ``settings`` into ``WORK/out`` writes its
-    runs and tables into ``WORK/tables``, shipped to ``checkpoints/<name>``."""
+    runs and tables into ``WORK/tables``, shipped to ``checkpoints/<name>``; with ``fp16`` its weights are stored
+    in float16, half the size (the manifest's metrics are the float32 run's, which the tests recompute from the
+    float16 weights within their tolerance)."""
 
     name: str
     study: Callable[..., Any]
     settings: dict[str, Any]
     out: str
     tables: str
+    fp16: bool = False
 
     def command(self) -> str:
         return command(self.study.study, self.settings)
@@ -79,11 +84,13 @@ SETS = (ShippedSet("kl-failure", kl_failure, KL_FAILURE, "kl-failure", "kl-failu
         ShippedSet("engineered/xy", engineered_priors, ENGINEERED_XY, "engineered", "engineered/xy"),
         ShippedSet("engineered/shapes", engineered_priors, ENGINEERED_SHAPES, "engineered", "engineered/shapes"),
         ShippedSet("engineered/shapes-lam10", engineered_priors, ENGINEERED_SHAPES_LAM10, "engineered-lam10",
-            "engineered-lam10/shapes"),
+                   "engineered-lam10/shapes", fp16=True),
+        ShippedSet("engineered/shapes-lam300", engineered_priors, ENGINEERED_SHAPES_LAM300, "engineered-lam300",
+                   "engineered-lam300/shapes", fp16=True),
         ShippedSet("engineered/shapes-marginal", engineered_priors, ENGINEERED_SHAPES_MARGINAL, "engineered-marginal",
-                   "engineered-marginal/shapes"),
+                   "engineered-marginal/shapes", fp16=True),
         ShippedSet("engineered/shapes-marginal-lam300", engineered_priors, ENGINEERED_SHAPES_MARGINAL_LAM300,
-                   "engineered-marginal-lam300", "engineered-marginal-lam300/shapes"))
+                   "engineered-marginal-lam300", "engineered-marginal-lam300/shapes", fp16=True))
 
 
 def checkpoints_root(must_exist: bool = True) -> Path:
@@ -119,7 +126,8 @@ def ship_sets(work: Path, root: Path) -> list[dict[str, Any]]:
             shutil.copyfile(source / table, root / shipped.name / table)
         for run in sorted(p.parent for p in source.glob(f"*/{checkpoints.META_FILE}")):
             command = f"{shipped.command()} --out OUT  # run OUT/{run.name}"
-            entries.append({"path": f"{shipped.name}/{run.name}", **ship(run, root / shipped.name / run.name, command)})
+            entries.append({"path": f"{shipped.name}/{run.name}",
+                            **ship(run, root / shipped.name / run.name, command, shipped.fp16)})
     entries += ship_budgets(work, root)
     _write_manifest(root, entries)
     return entries
@@ -159,11 +167,11 @@ def ship_budgets(work: Path, root: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def ship(run: Path, dest: Path, command: str) -> dict[str, Any]:
-    """Write the weights of ``run`` (no optimizer state) into ``dest``; return its manifest entry, with the
-    metrics of the run's ``evaluation.json``."""
+def ship(run: Path, dest: Path, command: str, fp16: bool = False) -> dict[str, Any]:
+    """Write the weights of ``run`` (no optimizer state; in float16 with ``fp16``) into ``dest``; return its
+    manifest entry, with the metrics of the run's ``evaluation.json``."""
     run = checkpoints.read_meta(run)[1]  # the run folder, also where ``run`` names its checkpoint.json
-    meta = weights_only(run, dest)
+    meta = weights_only(run, dest, fp16)
     report = _evaluation(run)
     return {"command": command, "step": meta["step"], "eval": {"n": report["n"], "seed": report["seed"]},
             "metrics": report["metrics"]}
